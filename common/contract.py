@@ -1,0 +1,25 @@
+"""Field rules fixed by the public API (../shared/API.md), in one place.
+
+The gateway validates requests against these at the edge and each service
+validates again against the same constants, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_]{3,20}$"
+USERNAME_MIN, USERNAME_MAX = 3, 20
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+EMAIL_MAX = 254
+
+COMMUNITY_NAME_PATTERN = r"^[A-Za-z0-9_]{3,21}$"
+COMMUNITY_TITLE_MAX = 100
+COMMUNITY_DESCRIPTION_MAX = 10_000
+
+POST_TITLE_MIN, POST_TITLE_MAX = 1, 300
+POST_BODY_MAX = 40_000
+URL_MAX = 2_000
+COMMENT_BODY_MIN, COMMENT_BODY_MAX = 1, 10_000
+COMMENT_MAX_DEPTH = 10
+
+PAGE_LIMIT_MIN, PAGE_LIMIT_MAX, PAGE_LIMIT_DEFAULT = 1, 100, 25
+SEARCH_QUERY_MIN, SEARCH_QUERY_MAX = 1, 200

@@ -1,0 +1,108 @@
+"""The server interceptor every service runs: context, logging, metrics, errors.
+
+For each RPC it reads the request id and verified caller from metadata into
+common.context, times and counts the call, logs one line, and turns a
+DomainError into its status code (with field violations as
+google.rpc.BadRequest details). Any other exception is a bug: logged with its
+traceback and answered INTERNAL without leaking the message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from common.context import REQUEST_ID_KEY, USER_ID_KEY, caller_id_var, request_id_var
+from common.errors import DomainError
+from common.metrics import GRPC_SERVER_HANDLED, GRPC_SERVER_SECONDS, split_method
+
+log = logging.getLogger("agora.grpc")
+
+# Health checks and reflection are polled constantly; they are not worth a log line.
+_QUIET_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+
+def status_for(error: DomainError) -> status_pb2.Status:
+    status = status_pb2.Status(code=error.code.value[0], message=error.message)
+    if error.field_errors:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f.field, description=f.message)
+                for f in error.field_errors
+            ]
+        )
+        detail = any_pb2.Any()
+        detail.Pack(bad_request)
+        status.details.append(detail)
+    return status
+
+
+def _metadata_value(metadata: Any, key: str) -> str | None:
+    for item_key, value in metadata or ():
+        if item_key == key:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        full_method = handler_call_details.method
+        if full_method.startswith(_QUIET_PREFIXES):
+            return handler
+        inner = handler.unary_unary
+        service, method = split_method(full_method)
+
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            metadata = context.invocation_metadata()
+            request_id_var.set(_metadata_value(metadata, REQUEST_ID_KEY) or uuid.uuid4().hex)
+            caller_id_var.set(_metadata_value(metadata, USER_ID_KEY) or None)
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await inner(request, context)  # type: ignore[arg-type]
+            except DomainError as error:
+                code = error.code
+                await context.abort_with_status(rpc_status.to_status(status_for(error)))  # type: ignore[attr-defined]
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("unhandled error in %s", full_method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            finally:
+                elapsed = time.perf_counter() - started
+                GRPC_SERVER_SECONDS.labels(service, method).observe(elapsed)
+                GRPC_SERVER_HANDLED.labels(service, method, code.name).inc()
+                log.info(
+                    "rpc %s",
+                    method,
+                    extra={
+                        "grpc_method": full_method,
+                        "grpc_code": code.name,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

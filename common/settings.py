@@ -1,0 +1,99 @@
+"""Settings from the environment, one class per process, loaded once at start-up.
+
+Every variable is prefixed `AGORA_`. Defaults work on a developer machine with
+the local Postgres, Redis and NATS; production mode refuses placeholder or
+missing secrets instead of silently running with them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.topology import SERVICES
+
+Environment = Literal["development", "test", "production"]
+
+
+def _default_addresses() -> dict[str, str]:
+    return {spec.name: f"127.0.0.1:{spec.grpc_port}" for spec in SERVICES}
+
+
+class CommonSettings(BaseSettings):
+    """What every Agora process needs: where the shared infrastructure is."""
+
+    model_config = SettingsConfigDict(env_prefix="AGORA_", extra="ignore", frozen=True)
+
+    environment: Environment = "development"
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    # Every Redis key starts with this, so test runs and tenants never collide.
+    redis_key_prefix: str = "agora:"
+    nats_url: SecretStr = SecretStr("nats://127.0.0.1:4222")
+
+    # Where each gRPC service listens, as host:port, keyed by service name.
+    # Override one with e.g. AGORA_SERVICE_ADDRESSES='{"auth": "auth:50051"}'.
+    service_addresses: dict[str, str] = Field(default_factory=_default_addresses)
+
+    # Access tokens: who issues them and for whom (checked on verification).
+    token_issuer: str = "agora-auth"  # noqa: S105 - an issuer name, not a secret
+    token_audience: str = "agora"  # noqa: S105 - an audience name, not a secret
+
+    @model_validator(mode="after")
+    def _fill_addresses(self) -> CommonSettings:
+        defaults = _default_addresses()
+        missing = {k: v for k, v in defaults.items() if k not in self.service_addresses}
+        if missing:
+            object.__setattr__(self, "service_addresses", {**defaults, **self.service_addresses})
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def address_of(self, service: str) -> str:
+        return self.service_addresses[service]
+
+
+class DatabaseSettings(BaseSettings):
+    """Connection to the service's own schema, as the service's own least-privileged role."""
+
+    model_config = SettingsConfigDict(env_prefix="AGORA_DB_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    name: str = "agora"
+    # Empty means the service's own role, agora_<service>.
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    pool_size: int = Field(default=10, ge=1, le=200)
+    max_overflow: int = Field(default=10, ge=0, le=200)
+    pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    statement_timeout_ms: int = Field(default=5000, ge=100)
+    # Only the bootstrap (dev and tests) connects as this role to create the
+    # database, the per-service roles and schemas. Services never use it.
+    admin_user: str = "postgres"
+    admin_password: SecretStr = SecretStr("")
+
+
+class ServiceSettings(CommonSettings):
+    """A gRPC service process: where it listens and how it reaches its schema."""
+
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(default=0, ge=0, le=65535)
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Seconds in-flight RPCs get to finish after SIGTERM.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(settings_class: type[SettingsT]) -> SettingsT:
+    """Build a process's settings from the environment; the only place that reads it."""
+    return settings_class()

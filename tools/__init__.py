@@ -1,0 +1,1 @@
+"""Developer and operator tooling: code generation, the local stack launcher, bootstrap."""
