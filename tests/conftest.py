@@ -1,0 +1,150 @@
+"""The test harness: a whole Agora stack per test run, on the machine's real servers.
+
+Each run gets its own database (`agora_test_<run>`, with the per-service roles
+and schemas, migrated by Alembic), its own Redis key prefix and free ports for
+every process, so runs never see each other's data and can run side by side.
+Services and the gateway are real subprocesses started through the same
+`tools.stack.Stack` that `make up` uses; their output goes to
+`.run/tests/<run>/stack.log`. Everything is removed again at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from common.settings import CommonSettings, DatabaseSettings
+from common.topology import SERVICES
+from tools import bootstrap
+from tools.infra import check_infrastructure
+from tools.stack import RUN_DIR, Stack, free_port
+
+RUN_ID = uuid.uuid4().hex[:12]
+
+
+def _signing_key_pem() -> str:
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+
+
+def _base_env(db_name: str, redis_prefix: str) -> dict[str, str]:
+    # Start from the machine's environment minus any AGORA_* a developer exported.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
+    env.update(
+        {
+            "AGORA_ENVIRONMENT": "test",
+            "AGORA_LOG_LEVEL": "INFO",
+            "AGORA_DB_NAME": db_name,
+            "AGORA_REDIS_KEY_PREFIX": redis_prefix,
+            "AGORA_AUTH_SIGNING_KEY": _signing_key_pem(),
+        }
+    )
+    return env
+
+
+class FileSink:
+    """Writes every process's output, prefixed, to one log file of the run."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str, line: str) -> None:
+        with self._lock:
+            self._file.write(f"{name:<11}| {line}\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@pytest.fixture(scope="session")
+def db_settings() -> DatabaseSettings:
+    return DatabaseSettings(name=f"agora_test_{RUN_ID}")
+
+
+@pytest.fixture(scope="session")
+def stack(db_settings: DatabaseSettings) -> Iterator[Stack]:
+    """Every service and the gateway, running against this run's database."""
+    redis_prefix = f"agora-test-{RUN_ID}:"
+    env = _base_env(db_settings.name, redis_prefix)
+    common = CommonSettings()
+    problems = check_infrastructure(common, db_settings)
+    if problems:
+        pytest.fail("\n".join(str(p) for p in problems), pytrace=False)
+
+    bootstrap.ensure_database(db_settings)
+    sink = FileSink(RUN_DIR / "tests" / RUN_ID / "stack.log")
+    stack = Stack(
+        env=env,
+        service_ports={spec.name: free_port() for spec in SERVICES},
+        metrics_ports={spec.name: free_port() for spec in SERVICES},
+        gateway_port=free_port(),
+        log_sink=sink,
+    )
+    try:
+        bootstrap.migrate(db_settings)
+        stack.start_all()
+    except Exception:
+        stack.stop_all(grace=2)
+        sink.close()
+        bootstrap.drop_database(db_settings)
+        raise
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
+        sink.close()
+        bootstrap.drop_database(db_settings)
+        _delete_redis_keys(common.redis_url.get_secret_value(), redis_prefix)
+
+
+def _delete_redis_keys(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the running gateway."""
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def redis_client(stack: Stack) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(CommonSettings().redis_url.get_secret_value())
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def redis_key_prefix(stack: Stack) -> str:
+    return stack.env["AGORA_REDIS_KEY_PREFIX"]

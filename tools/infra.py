@@ -1,0 +1,91 @@
+"""Is the shared infrastructure answering? One check per server, with the fix.
+
+`make up` and the test harness call this first, so a stopped Postgres, Redis
+or NATS gives one clear line naming the server and the command that starts
+it, instead of a stack trace from the first service that tries to connect.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import psycopg
+import redis
+
+from common.settings import CommonSettings, DatabaseSettings
+
+START_COMMANDS = {
+    "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "Redis": (
+        'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
+        "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
+    ),
+    "NATS": (
+        "start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- "
+        "-a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log"
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    server: str
+    error: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.server} is not answering ({self.error}).\n"
+            f"  Start it with: {START_COMMANDS[self.server]}"
+        )
+
+
+def _check_postgres(db: DatabaseSettings) -> str | None:
+    try:
+        with psycopg.connect(
+            host=db.host,
+            port=db.port,
+            user=db.admin_user,
+            password=db.admin_password.get_secret_value() or None,
+            dbname="postgres",
+            connect_timeout=3,
+        ) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        return str(error).strip().splitlines()[0]
+    return None
+
+
+def _check_redis(url: str) -> str | None:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+        client.ping()
+        client.close()
+    except redis.RedisError as error:
+        return str(error)
+    return None
+
+
+def _check_nats(url: str) -> str | None:
+    """NATS greets every client with an INFO line; JetStream must be enabled in it."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), 3) as s:
+            greeting = s.recv(4096).decode(errors="replace")
+    except OSError as error:
+        return str(error)
+    if not greeting.startswith("INFO"):
+        return "unexpected greeting"
+    if '"jetstream":true' not in greeting.replace(" ", ""):
+        return "JetStream is not enabled (start nats-server with -js)"
+    return None
+
+
+def check_infrastructure(settings: CommonSettings, db: DatabaseSettings) -> list[Problem]:
+    checks = {
+        "PostgreSQL": _check_postgres(db),
+        "Redis": _check_redis(settings.redis_url.get_secret_value()),
+        "NATS": _check_nats(settings.nats_url.get_secret_value()),
+    }
+    return [Problem(server, error) for server, error in checks.items() if error]

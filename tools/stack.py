@@ -1,0 +1,343 @@
+"""Run the whole Agora stack as local processes: `python -m tools.stack up`.
+
+`make up` and the integration tests both run the stack through `Stack`, so
+what developers run is what the tests exercise. `up` checks Postgres, Redis
+and NATS, creates the database, roles and schemas, migrates every service,
+starts every service from common.topology and waits for its gRPC health, then
+starts the gateway, seeds demo data and streams every process's output with a
+readable prefix. Ctrl-C or SIGTERM stops them all; a process that dies stops
+the rest. Children die with the launcher (PR_SET_PDEATHSIG), and leftovers of
+a launcher that was killed are cleaned up by the next `up`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from common.topology import GATEWAY_PORT, SERVICES
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_DIR = ROOT / ".run"
+_PR_SET_PDEATHSIG = 1
+_COLORS = ("36", "33", "35", "32", "34", "31", "96", "93")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+# Resolved in the parent: loading a library between fork and exec is unsafe.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: get SIGTERM when the launching thread dies."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Process:
+    """One managed child: a gRPC service or the gateway."""
+
+    name: str
+    argv: list[str]
+    port: int
+    kind: str  # "grpc" or "http"
+    popen: subprocess.Popen[bytes] | None = None
+    pump: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+
+@dataclass
+class Stack:
+    """The set of Agora processes for one environment (dev, or one test run)."""
+
+    env: dict[str, str]
+    service_ports: dict[str, int]
+    metrics_ports: dict[str, int]
+    gateway_port: int
+    log_sink: Callable[[str, str], None]
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    @classmethod
+    def development(cls, log_sink: Callable[[str, str], None]) -> Stack:
+        """The fixed ports of common.topology, for `make up`."""
+        return cls(
+            env=dict(os.environ),
+            service_ports={spec.name: spec.grpc_port for spec in SERVICES},
+            metrics_ports={spec.name: spec.metrics_port for spec in SERVICES},
+            gateway_port=int(os.environ.get("AGORA_GATEWAY_PORT", GATEWAY_PORT)),
+            log_sink=log_sink,
+        )
+
+    def __post_init__(self) -> None:
+        addresses = {name: f"127.0.0.1:{port}" for name, port in self.service_ports.items()}
+        self.env["AGORA_SERVICE_ADDRESSES"] = _json(addresses)
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+        python = sys.executable
+        for spec in SERVICES:
+            self.processes[spec.name] = Process(
+                spec.name, [python, "-m", spec.module], self.service_ports[spec.name], "grpc"
+            )
+        self.processes["gateway"] = Process(
+            "gateway", [python, "-m", "gateway"], self.gateway_port, "http"
+        )
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def redis_key_prefix(self) -> str:
+        return self.env.get("AGORA_REDIS_KEY_PREFIX", "agora:")
+
+    def address(self, name: str) -> str:
+        return f"127.0.0.1:{self.service_ports[name]}"
+
+    def _env_for(self, name: str) -> dict[str, str]:
+        env = dict(self.env)
+        if name == "gateway":
+            env["AGORA_GATEWAY_PORT"] = str(self.gateway_port)
+        else:
+            env["AGORA_GRPC_PORT"] = str(self.service_ports[name])
+            env["AGORA_METRICS_PORT"] = str(self.metrics_ports[name])
+        return env
+
+    def start_service(self, name: str, *, timeout: float = 30.0) -> None:
+        """Start one process and wait until it reports healthy."""
+        process = self.processes[name]
+        if process.running:
+            return
+        if port_in_use(process.port):
+            raise RuntimeError(f"{name}: port {process.port} is already in use")
+        process.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            process.argv,
+            cwd=ROOT,
+            env=self._env_for(name),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+        )
+        process.pump = threading.Thread(
+            target=self._pump, args=(name, process.popen.stdout), daemon=True
+        )
+        process.pump.start()
+        self.wait_ready(name, timeout=timeout)
+
+    def _pump(self, name: str, stream: IO[bytes] | None) -> None:
+        if stream is None:
+            return
+        for raw in iter(stream.readline, b""):
+            self.log_sink(name, raw.decode(errors="replace").rstrip("\n"))
+
+    def wait_ready(self, name: str, *, timeout: float) -> None:
+        process = self.processes[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not process.running:
+                code = process.popen.returncode if process.popen else None
+                raise RuntimeError(f"{name} exited with code {code} while starting")
+            if self._healthy(process):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} did not become healthy within {timeout:.0f}s")
+
+    @staticmethod
+    def _healthy(process: Process) -> bool:
+        if process.kind == "http":
+            try:
+                return httpx.get(f"http://127.0.0.1:{process.port}/healthz", timeout=1).is_success
+            except httpx.HTTPError:
+                return False
+        with grpc.insecure_channel(f"127.0.0.1:{process.port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            try:
+                answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+            except grpc.RpcError:
+                return False
+            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def start_all(self) -> None:
+        for spec in SERVICES:
+            self.start_service(spec.name)
+        self.start_service("gateway")
+
+    def stop_service(self, name: str, *, grace: float = 10.0, kill: bool = False) -> None:
+        """Stop one process: SIGTERM and wait (SIGKILL after grace), or SIGKILL at once."""
+        process = self.processes[name]
+        if process.popen is None:
+            return
+        if process.running:
+            process.popen.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                process.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                process.popen.kill()
+                process.popen.wait()
+        if process.pump is not None:
+            process.pump.join(timeout=2)
+        process.popen = None
+
+    def stop_all(self, *, grace: float = 10.0) -> None:
+        # The gateway first, so nothing new reaches services that are draining.
+        for name in ["gateway", *reversed([spec.name for spec in SERVICES])]:
+            self.stop_service(name, grace=grace)
+
+    def first_exited(self) -> str | None:
+        for name, process in self.processes.items():
+            if process.popen is not None and process.popen.poll() is not None:
+                return name
+        return None
+
+    def pids(self) -> list[int]:
+        return [p.popen.pid for p in self.processes.values() if p.popen is not None]
+
+
+def _json(value: Mapping[str, str]) -> str:
+    import json
+
+    return json.dumps(dict(value))
+
+
+# ---------------------------------------------------------------------- `up`
+
+_PIDFILE = RUN_DIR / "stack.pids"
+
+
+def _terminal_sink() -> Callable[[str, str], None]:
+    width = max(len(name) for name in [*(s.name for s in SERVICES), "gateway", "stack"])
+    colors = {name: _COLORS[i % len(_COLORS)] for i, name in enumerate([s.name for s in SERVICES])}
+    colors["gateway"], colors["stack"] = "1;37", "1"
+    tty = sys.stdout.isatty()
+    lock = threading.Lock()
+
+    def sink(name: str, line: str) -> None:
+        prefix = f"{name:<{width}} |"
+        if tty:
+            prefix = f"\033[{colors.get(name, '0')}m{prefix}\033[0m"
+        with lock:
+            print(f"{prefix} {line}", flush=True)
+
+    return sink
+
+
+def _stop_leftovers(say: Callable[[str], None]) -> None:
+    """Stop processes of an earlier launcher that was killed before it could clean up."""
+    if not _PIDFILE.exists():
+        return
+    for token in _PIDFILE.read_text().split():
+        with contextlib.suppress(ValueError, ProcessLookupError, FileNotFoundError):
+            pid = int(token)
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if "-m services." in cmdline or "-m gateway" in cmdline or "tools.stack" in cmdline:
+                if pid == os.getpid():
+                    continue
+                say(f"stopping leftover process {pid} ({cmdline.strip()})")
+                os.kill(pid, signal.SIGTERM)
+    time.sleep(1)
+    _PIDFILE.unlink(missing_ok=True)
+
+
+def up() -> int:
+    from common.settings import CommonSettings, DatabaseSettings, load_settings
+    from tools import bootstrap, seed
+    from tools.infra import check_infrastructure
+
+    sink = _terminal_sink()
+
+    def say(message: str) -> None:
+        sink("stack", message)
+
+    common, db = load_settings(CommonSettings), load_settings(DatabaseSettings)
+    problems = check_infrastructure(common, db)
+    if problems:
+        for problem in problems:
+            say(str(problem))
+        return 1
+    RUN_DIR.mkdir(exist_ok=True)
+    _stop_leftovers(say)
+    stack = Stack.development(sink)
+    busy = [p for p in stack.processes.values() if port_in_use(p.port)]
+    if busy:
+        for process in busy:
+            say(f"port {process.port} (for {process.name}) is in use by another program")
+        return 1
+
+    say(f"database {db.name}: creating roles and schemas, running migrations")
+    bootstrap.ensure_database(db)
+    bootstrap.migrate(db)
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    code = 0
+    try:
+        for name in stack.processes:
+            if stopping.is_set():
+                break
+            say(f"starting {name}")
+            stack.start_service(name)
+            _PIDFILE.write_text(" ".join(map(str, [os.getpid(), *stack.pids()])))
+        if not stopping.is_set() and not common.is_production:
+            seed.seed(stack.gateway_url, say)
+            say(f"Agora is up: {stack.gateway_url} (API docs at {stack.gateway_url}/docs)")
+            say("press Ctrl-C to stop")
+        while not stopping.is_set():
+            if (dead := stack.first_exited()) is not None:
+                say(f"{dead} exited unexpectedly; stopping the stack")
+                code = 1
+                break
+            stopping.wait(0.5)
+    except RuntimeError as error:
+        say(f"failed: {error}")
+        code = 1
+    finally:
+        say("stopping")
+        stack.stop_all()
+        _PIDFILE.unlink(missing_ok=True)
+        say("stopped")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["up"]:
+        print("usage: python -m tools.stack up", file=sys.stderr)
+        return 2
+    return up()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
