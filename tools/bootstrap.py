@@ -52,7 +52,7 @@ def ensure_database(
         ).fetchone()
         if not exists:
             # Another bootstrap may create it at the same moment.
-            with contextlib.suppress(_ALREADY_THERE):
+            with contextlib.suppress(*_ALREADY_THERE):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.name)))
     with _admin_connect(settings, settings.name) as conn:
         database = sql.Identifier(settings.name)
@@ -63,7 +63,7 @@ def ensure_database(
                 continue
             role, schema = sql.Identifier(spec.db_role), sql.Identifier(spec.name)
             # Roles are cluster-wide: another database (or a concurrent run) may have made it.
-            with contextlib.suppress(_ALREADY_THERE):
+            with contextlib.suppress(*_ALREADY_THERE):
                 conn.execute(
                     sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(role)
                 )
