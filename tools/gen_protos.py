@@ -90,21 +90,23 @@ def _differences(expected: Path, actual: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if gen/ is stale")
+    parser.add_argument("--gen-dir", type=Path, default=GEN_ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    gen_root: Path = args.gen_dir
     with tempfile.TemporaryDirectory(dir=ROOT, prefix=".gen-") as scratch:
         fresh = Path(scratch) / "gen"
         generate(fresh)
         if args.check:
-            problems = _differences(fresh, GEN_ROOT)
+            problems = _differences(fresh, gen_root)
             if problems:
                 print("gen/ is stale; run `make gen`:", *problems, sep="\n  ", file=sys.stderr)
                 return 1
             print("gen/ is up to date")
             return 0
-        if GEN_ROOT.exists():
-            shutil.rmtree(GEN_ROOT)
-        fresh.rename(GEN_ROOT)
-    print(f"generated {len(proto_files())} protos into {GEN_ROOT.relative_to(ROOT)}/")
+        if gen_root.exists():
+            shutil.rmtree(gen_root)
+        fresh.rename(gen_root)
+    print(f"generated {len(proto_files())} protos into {gen_root}/")
     return 0
 
 
