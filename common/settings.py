@@ -34,6 +34,10 @@ class CommonSettings(BaseSettings):
     # Every Redis key starts with this, so test runs and tenants never collide.
     redis_key_prefix: str = "agora:"
     nats_url: SecretStr = SecretStr("nats://127.0.0.1:4222")
+    # The JetStream stream of domain events, and the prefix of every subject in
+    # it; a test run sets both to names of its own.
+    nats_stream: str = Field(default="AGORA", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    nats_subject_prefix: str = Field(default="agora.", pattern=r"^[a-z0-9_-]+\.$")
 
     # Where each gRPC service listens, as host:port, keyed by service name.
     # Override one with e.g. AGORA_SERVICE_ADDRESSES='{"auth": "auth:50051"}'.

@@ -19,8 +19,11 @@ def test_uuid7_orders_by_creation_time() -> None:
     assert str(first) < str(second)
 
 
-def test_uuid7_is_unique_within_a_millisecond() -> None:
-    assert len({uuid7() for _ in range(10_000)}) == 10_000
+def test_uuid7_is_unique_and_ordered_within_a_millisecond() -> None:
+    ids = [uuid7() for _ in range(10_000)]
+    assert len(set(ids)) == 10_000
+    assert ids == sorted(ids)
+    assert all(value.version == 7 for value in ids)
 
 
 def test_parse_uuid_rejects_garbage() -> None:

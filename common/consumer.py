@@ -1,0 +1,180 @@
+"""Durable, idempotent consumers of domain events.
+
+Each consumer is a JetStream durable pull consumer declared explicitly at
+start-up (an existing durable would silently keep an old config otherwise).
+A message is handled inside one database transaction that first records its
+event id in the consumer's `processed_events` table: a replay finds the id
+already there and changes nothing, so at-least-once delivery gives exactly-
+once effects. Failures are retried with growing delays (`nak(delay)`); after
+`max_deliver` attempts the message is parked on the dead-letter subject and
+terminated, so one poison event cannot block the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import sqlalchemy as sa
+from agora.events.v1 import events_pb2
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext, api
+from prometheus_client import Counter
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.bus import BusUnavailable, EventBus
+from common.db import Database
+
+log = logging.getLogger("agora.consumer")
+
+HANDLED = Counter(
+    "agora_events_handled_total",
+    "Events a consumer handled, by outcome (applied, duplicate, retried, dead_lettered).",
+    ["consumer", "outcome"],
+)
+
+Handler = Callable[[AsyncSession, events_pb2.Event], Awaitable[None]]
+
+
+def processed_events_table(metadata: sa.MetaData) -> sa.Table:
+    """Ids of events a consumer already applied (its migration creates the same)."""
+    return sa.Table(
+        "processed_events",
+        metadata,
+        sa.Column("consumer", sa.Text, primary_key=True),
+        sa.Column("event_id", sa.Uuid, primary_key=True),
+        sa.Column(
+            "processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        bus: EventBus,
+        db: Database,
+        processed: sa.Table,
+        *,
+        durable: str,
+        subjects: list[str],
+        handler: Handler,
+        max_deliver: int = 8,
+        ack_wait: timedelta = timedelta(seconds=30),
+        batch_size: int = 64,
+    ) -> None:
+        self.bus = bus
+        self.db = db
+        self.processed = processed
+        self.durable = durable
+        self.subjects = [bus.subject_prefix + subject for subject in subjects]
+        self.handler = handler
+        self.max_deliver = max_deliver
+        self.ack_wait = ack_wait
+        self.batch_size = batch_size
+
+    @property
+    def dead_letter_subject(self) -> str:
+        return f"{self.bus.subject_prefix}deadletter.{self.durable}"
+
+    async def run(self) -> None:
+        """Consume forever, reconnecting after NATS outages; shutdown cancels this."""
+        backoff = 0.2
+        while True:
+            try:
+                subscription = await self._subscribe()
+                backoff = 0.2
+                while True:
+                    try:
+                        messages = await subscription.fetch(self.batch_size, timeout=1)
+                    except NatsTimeoutError:
+                        continue
+                    for message in messages:
+                        await self.handle(message)
+            except (BusUnavailable, NatsError, OSError, TimeoutError) as error:
+                log.warning(
+                    "consumer %s waiting for NATS",
+                    self.durable,
+                    extra={"error": repr(error), "retry_in_s": backoff},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        js = await self.bus.connected()
+        config = api.ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=self.ack_wait.total_seconds(),
+            max_deliver=self.max_deliver + 1,  # the last delivery parks it
+            filter_subjects=self.subjects,
+            max_ack_pending=1000,
+        )
+        await js.add_consumer(self.bus.stream, config)
+        return await js.pull_subscribe_bind(durable=self.durable, stream=self.bus.stream)
+
+    async def handle(self, message: Msg) -> None:
+        try:
+            event = events_pb2.Event.FromString(message.data)
+            event_id = uuid.UUID(event.id)
+        except (DecodeError, ValueError):
+            await self._park(message, "undecodable event")
+            return
+        deliveries = message.metadata.num_delivered or 1
+        try:
+            applied = await self._apply(event_id, event)
+        except Exception as error:
+            if deliveries >= self.max_deliver:
+                await self._park(message, repr(error))
+                return
+            delay = min(0.5 * 2 ** (deliveries - 1), 30.0)
+            log.warning(
+                "event %s failed in %s; retrying",
+                event.id,
+                self.durable,
+                exc_info=True,
+                extra={"deliveries": deliveries, "retry_in_s": delay},
+            )
+            HANDLED.labels(self.durable, "retried").inc()
+            await message.nak(delay=delay)
+            return
+        HANDLED.labels(self.durable, "applied" if applied else "duplicate").inc()
+        await message.ack()
+
+    async def _apply(self, event_id: uuid.UUID, event: events_pb2.Event) -> bool:
+        async with self.db.transaction() as session:
+            inserted = await session.scalar(
+                insert(self.processed)
+                .values(consumer=self.durable, event_id=event_id)
+                .on_conflict_do_nothing()
+                .returning(self.processed.c.event_id)
+            )
+            if inserted is None:
+                return False
+            await self.handler(session, event)
+            return True
+
+    async def _park(self, message: Msg, reason: str) -> None:
+        log.error(
+            "parking event on %s after %s deliveries",
+            self.dead_letter_subject,
+            message.metadata.num_delivered,
+            extra={"reason": reason, "subject": message.subject},
+        )
+        try:
+            await self.bus.publish(
+                self.dead_letter_subject,
+                message.data,
+                headers={"Agora-Original-Subject": message.subject, "Agora-Reason": reason[:200]},
+            )
+        finally:
+            HANDLED.labels(self.durable, "dead_lettered").inc()
+            await message.term()

@@ -1,0 +1,201 @@
+"""The transactional outbox: events committed with the change, published after.
+
+A producing service adds its events to its own `outbox` table in the same
+transaction as the change (`stage`), so an event exists if and only if the
+change committed. `OutboxRelay` publishes them to JetStream in id order (ids
+are time-ordered) with `Nats-Msg-Id` = event id, and marks them published in
+the same transaction that claimed them. It never polls by "id > last seen",
+which skips rows that commit out of order; it claims unpublished rows with
+`FOR UPDATE SKIP LOCKED` under a per-service advisory lock, so replicas never
+publish the same batch twice and events leave in order. While NATS is down,
+writes keep succeeding and events wait in the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import zlib
+from datetime import timedelta
+
+import sqlalchemy as sa
+from agora.events.v1 import events_pb2
+from prometheus_client import Counter, Gauge
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.bus import BusUnavailable, EventBus
+from common.db import Database
+from common.events import subject_of
+
+log = logging.getLogger("agora.outbox")
+
+PUBLISHED = Counter("agora_outbox_published_total", "Events the relay published.", ["schema"])
+BACKLOG = Gauge("agora_outbox_backlog", "Events committed but not yet published.", ["schema"])
+RELAY_FAILURES = Counter(
+    "agora_outbox_relay_failures_total", "Relay rounds that failed (NATS or DB down).", ["schema"]
+)
+
+KEEP_PUBLISHED = timedelta(days=1)
+
+
+def outbox_table(metadata: sa.MetaData) -> sa.Table:
+    """The outbox table in a service's own schema (its migration creates the same)."""
+    return sa.Table(
+        "outbox",
+        metadata,
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("headers", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("published_at", sa.DateTime(timezone=True)),
+        sa.Index("ix_outbox_unpublished", "id", postgresql_where=sa.text("published_at IS NULL")),
+    )
+
+
+class Outbox:
+    """Stages events in a service's outbox and wakes its relay after commit."""
+
+    def __init__(self, table: sa.Table, subject_prefix: str) -> None:
+        self.table = table
+        self.subject_prefix = subject_prefix
+        self.committed = asyncio.Event()
+
+    async def stage(self, session: AsyncSession, *events: events_pb2.Event) -> None:
+        """Add events to the session's transaction; nothing is sent until it commits."""
+        if not events:
+            return
+        headers: dict[str, str] = {}
+        try:
+            from opentelemetry import propagate
+
+            propagate.inject(headers)
+        except ImportError:  # pragma: no cover - the API is a dependency
+            pass
+        await session.execute(
+            sa.insert(self.table),
+            [
+                {
+                    "id": uuid.UUID(event.id),
+                    "subject": subject_of(event, self.subject_prefix),
+                    "payload": event.SerializeToString(),
+                    "headers": headers,
+                }
+                for event in events
+            ],
+        )
+
+    def notify_committed(self) -> None:
+        """Tell the relay in this process that new events are there (no wait for its poll)."""
+        self.committed.set()
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        bus: EventBus,
+        *,
+        batch_size: int = 200,
+        idle_interval: float = 0.5,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.table = outbox.table
+        self.bus = bus
+        self.batch_size = batch_size
+        self.idle_interval = idle_interval
+        self.max_backoff = max_backoff
+        schema = self.table.schema or "public"
+        self.schema = schema
+        # One relay per schema at a time publishes, which keeps events in order.
+        self.lock_key = zlib.crc32(f"agora-outbox:{schema}".encode())
+
+    async def run(self) -> None:
+        """Publish forever; the process's shutdown cancels this."""
+        backoff = 0.1
+        rounds = 0
+        while True:
+            # Cleared before the round, so a commit during the round is not missed.
+            self.outbox.committed.clear()
+            try:
+                published = await self.publish_batch()
+                backoff = 0.1
+            except (
+                BusUnavailable,
+                OSError,
+                sa.exc.OperationalError,
+                sa.exc.InterfaceError,
+            ) as error:
+                RELAY_FAILURES.labels(self.schema).inc()
+                log.warning(
+                    "outbox relay cannot publish yet; retrying",
+                    extra={"schema": self.schema, "error": repr(error), "retry_in_s": backoff},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            rounds += 1
+            if rounds % 100 == 0:
+                await self._housekeeping()
+            if published >= self.batch_size:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.outbox.committed.wait(), self.idle_interval)
+
+    async def publish_batch(self) -> int:
+        table = self.table
+        async with self.db.transaction() as session:
+            locked = await session.scalar(
+                sa.select(sa.func.pg_try_advisory_xact_lock(self.lock_key))
+            )
+            if not locked:
+                return 0
+            rows = (
+                await session.execute(
+                    sa.select(table.c.id, table.c.subject, table.c.payload, table.c.headers)
+                    .where(table.c.published_at.is_(None))
+                    .order_by(table.c.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                await self.bus.publish(
+                    row.subject, row.payload, headers={**row.headers, "Nats-Msg-Id": str(row.id)}
+                )
+            if rows:
+                await session.execute(
+                    sa.update(table)
+                    .where(table.c.id.in_([row.id for row in rows]))
+                    .values(published_at=sa.func.now())
+                )
+        if rows:
+            PUBLISHED.labels(self.schema).inc(len(rows))
+        return len(rows)
+
+    async def backlog(self) -> int:
+        async with self.db.read() as session:
+            count = await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(self.table)
+                .where(self.table.c.published_at.is_(None))
+            )
+        return int(count or 0)
+
+    async def _housekeeping(self) -> None:
+        """Refresh the backlog gauge and drop rows published long ago."""
+        BACKLOG.labels(self.schema).set(await self.backlog())
+        async with self.db.transaction() as session:
+            await session.execute(
+                sa.delete(self.table).where(
+                    self.table.c.published_at < sa.func.now() - KEEP_PUBLISHED
+                )
+            )

@@ -1,0 +1,226 @@
+"""The outbox relay and the event consumer against real Postgres and a real NATS.
+
+A private nats-server on a free port (never the machine's shared one) lets the
+test keep NATS down while writes happen, then bring it up and watch every
+event arrive, in order, exactly once in effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from agora.events.v1 import events_pb2
+
+from common.bus import EventBus
+from common.consumer import EventConsumer, processed_events_table
+from common.db import Database, schema_metadata
+from common.events import new_event
+from common.outbox import Outbox, OutboxRelay, outbox_table
+from common.settings import CommonSettings, DatabaseSettings
+from tools import bootstrap
+from tools.stack import free_port
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+RUN = uuid.uuid4().hex[:8]
+
+
+class PrivateNats:
+    """A nats-server with JetStream that the test starts and stops at will."""
+
+    def __init__(self, store: Path) -> None:
+        self.port = free_port()
+        self.store = store
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[PrivateNats]:
+    server = PrivateNats(tmp_path / "jetstream")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def scratch_db() -> Iterator[DatabaseSettings]:
+    """A database of its own for these tests, reached as the admin role."""
+    settings = DatabaseSettings(name=f"agora_test_outbox_{RUN}", user="postgres")
+    bootstrap.ensure_database(settings, services=())
+    try:
+        yield settings
+    finally:
+        bootstrap.drop_database(settings)
+
+
+@pytest.fixture
+async def tables(
+    scratch_db: DatabaseSettings,
+) -> AsyncIterator[tuple[Database, sa.Table, sa.Table]]:
+    schema = f"s_{uuid.uuid4().hex[:8]}"
+    metadata = schema_metadata(schema)
+    outbox, processed = outbox_table(metadata), processed_events_table(metadata)
+    db = Database(scratch_db, role="postgres", application_name="outbox-test")
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        await conn.run_sync(metadata.create_all)
+    try:
+        yield db, outbox, processed
+    finally:
+        async with db.engine.begin() as conn:
+            await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await db.dispose()
+
+
+def _settings(url: str) -> CommonSettings:
+    suffix = uuid.uuid4().hex[:8]
+    return CommonSettings(
+        nats_url=url,  # type: ignore[arg-type]
+        nats_stream=f"AGORA_TEST_{suffix}",
+        nats_subject_prefix=f"t{suffix}.",
+    )
+
+
+def _post_event(n: int) -> events_pb2.Event:
+    return new_event(
+        "posts",
+        "user-1",
+        post_created=events_pb2.PostCreated(post_id=f"post-{n}", community_id="c", title=str(n)),
+    )
+
+
+async def _write(db: Database, outbox: Outbox, events: list[events_pb2.Event]) -> None:
+    for event in events:
+        async with db.transaction() as session:
+            await outbox.stage(session, event)
+        outbox.notify_committed()
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_events_wait_while_nats_is_down_and_arrive_in_order_after(
+    private_nats: PrivateNats, tables: tuple[Database, sa.Table, sa.Table]
+) -> None:
+    db, table, processed = tables
+    settings = _settings(private_nats.url)
+    outbox = Outbox(table, settings.nats_subject_prefix)
+    bus = EventBus(settings, client_name="relay-test")
+    relay = OutboxRelay(db, outbox, bus, idle_interval=0.1, max_backoff=0.5)
+    relay_task = asyncio.create_task(relay.run())
+
+    seen: list[str] = []
+
+    async def remember(_session: object, event: events_pb2.Event) -> None:
+        seen.append(event.post_created.title)
+
+    consumer_bus = EventBus(settings, client_name="consumer-test")
+    consumer = EventConsumer(
+        consumer_bus,
+        db,
+        processed,
+        durable="test-consumer",
+        subjects=["posts.>"],
+        handler=remember,  # type: ignore[arg-type]
+    )
+    consumer_task = asyncio.create_task(consumer.run())
+    try:
+        # NATS is down: every write still commits, and the events wait.
+        events = [_post_event(n) for n in range(30)]
+        await _write(db, outbox, events[:20])
+        await asyncio.sleep(0.5)
+        assert await relay.backlog() == 20
+
+        private_nats.start()
+        await _write(db, outbox, events[20:])
+        await _eventually(lambda: _done(relay))
+        await _eventually(lambda: _count(seen, 30))
+        assert seen == [str(n) for n in range(30)]
+
+        # A replay of an already-applied event changes nothing.
+        js = await bus.connected()
+        await js.publish(
+            f"{settings.nats_subject_prefix}posts.post.created.v1",
+            events[3].SerializeToString(),
+            headers={"Nats-Msg-Id": f"replay-{uuid.uuid4()}"},
+        )
+        await asyncio.sleep(1.0)
+        assert seen.count("3") == 1
+    finally:
+        for task in (relay_task, consumer_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await bus.close()
+        await consumer_bus.close()
+
+
+async def _done(relay: OutboxRelay) -> bool:
+    return await relay.backlog() == 0
+
+
+async def _count(seen: list[str], n: int) -> bool:
+    return len(seen) >= n
+
+
+async def test_concurrent_writers_lose_no_event(
+    private_nats: PrivateNats, tables: tuple[Database, sa.Table, sa.Table]
+) -> None:
+    """Rows committed out of id order are still all published (no "id > last seen")."""
+    db, table, _ = tables
+    private_nats.start()
+    settings = _settings(private_nats.url)
+    outbox = Outbox(table, settings.nats_subject_prefix)
+    bus = EventBus(settings, client_name="relay-test")
+    relays = [OutboxRelay(db, outbox, bus, idle_interval=0.05) for _ in range(2)]
+    tasks = [asyncio.create_task(r.run()) for r in relays]
+    try:
+
+        async def writer(offset: int) -> None:
+            for n in range(25):
+                async with db.transaction() as session:
+                    await outbox.stage(session, _post_event(offset + n))
+                    await asyncio.sleep(0.001 * (n % 3))  # commit order differs from id order
+                outbox.notify_committed()
+
+        await asyncio.gather(*(writer(k * 100) for k in range(8)))
+        await _eventually(lambda: _done(relays[0]))
+        js = await bus.connected()
+        info = await js.stream_info(settings.nats_stream)
+        assert info.state.messages == 200
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await bus.close()
