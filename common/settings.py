@@ -16,6 +16,9 @@ from common.topology import SERVICES
 
 Environment = Literal["development", "test", "production"]
 
+# A well-known value that only development and test accept (see the validator).
+DEVELOPMENT_CURSOR_SECRET = "agora-development-cursor-secret"  # noqa: S105
+
 
 def _default_addresses() -> dict[str, str]:
     return {spec.name: f"127.0.0.1:{spec.grpc_port}" for spec in SERVICES}
@@ -46,6 +49,18 @@ class CommonSettings(BaseSettings):
     # Access tokens: who issues them and for whom (checked on verification).
     token_issuer: str = "agora-auth"  # noqa: S105 - an issuer name, not a secret
     token_audience: str = "agora"  # noqa: S105 - an audience name, not a secret
+
+    # Signs pagination cursors. Every replica of a service must share it.
+    cursor_secret: SecretStr = SecretStr(DEVELOPMENT_CURSOR_SECRET)
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets_in_production(self) -> CommonSettings:
+        if self.is_production and self.cursor_secret.get_secret_value() in (
+            "",
+            DEVELOPMENT_CURSOR_SECRET,
+        ):
+            raise ValueError("AGORA_CURSOR_SECRET must be set to a real secret in production")
+        return self
 
     @model_validator(mode="after")
     def _fill_addresses(self) -> CommonSettings:
