@@ -52,6 +52,8 @@ def _base_env(db_name: str, redis_prefix: str) -> dict[str, str]:
             "AGORA_LOG_LEVEL": "INFO",
             "AGORA_DB_NAME": db_name,
             "AGORA_REDIS_KEY_PREFIX": redis_prefix,
+            "AGORA_NATS_STREAM": f"AGORA_TEST_{RUN_ID}",
+            "AGORA_NATS_SUBJECT_PREFIX": f"agoratest{RUN_ID}.",
             "AGORA_AUTH_SIGNING_KEY": _signing_key_pem(),
         }
     )
@@ -115,6 +117,7 @@ def stack(db_settings: DatabaseSettings) -> Iterator[Stack]:
         sink.close()
         bootstrap.drop_database(db_settings)
         _delete_redis_keys(common.redis_url.get_secret_value(), redis_prefix)
+        _delete_stream(common.nats_url.get_secret_value(), env["AGORA_NATS_STREAM"])
 
 
 def _delete_redis_keys(url: str, prefix: str) -> None:
@@ -127,6 +130,24 @@ def _delete_redis_keys(url: str, prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+def _delete_stream(url: str, stream: str) -> None:
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    async def delete() -> None:
+        client = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=1)
+        try:
+            await client.jetstream().delete_stream(stream)
+        except NotFoundError:
+            pass
+        finally:
+            await client.close()
+
+    asyncio.run(delete())
 
 
 @pytest.fixture
