@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common.settings import CommonSettings, DatabaseSettings
 from common.topology import SERVICES
+from tests.infrastructure import InfrastructureUnavailable, running_infrastructure
 from tools import bootstrap
-from tools.infra import check_infrastructure
 from tools.stack import RUN_DIR, Stack, free_port
 
 RUN_ID = uuid.uuid4().hex[:12]
@@ -43,9 +43,10 @@ def _signing_key_pem() -> str:
     )
 
 
-def _base_env(db_name: str, redis_prefix: str) -> dict[str, str]:
+def _base_env(db_name: str, redis_prefix: str, overrides: dict[str, str]) -> dict[str, str]:
     # Start from the machine's environment minus any AGORA_* a developer exported.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
+    env.update(overrides)
     env.update(
         {
             "AGORA_ENVIRONMENT": "test",
@@ -79,20 +80,39 @@ class FileSink:
 
 
 @pytest.fixture(scope="session")
-def db_settings() -> DatabaseSettings:
+def infrastructure() -> Iterator[dict[str, str]]:
+    """AGORA_* overrides that point the run at working servers (see tests/infrastructure.py).
+
+    They are also put into this process's environment for the session, so every
+    settings object the tests build sees the same servers as the stack.
+    """
+    try:
+        with running_infrastructure() as overrides:
+            saved = {key: os.environ.get(key) for key in overrides}
+            os.environ.update(overrides)
+            try:
+                yield overrides
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+    except InfrastructureUnavailable as problems:
+        pytest.fail(str(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def db_settings(infrastructure: dict[str, str]) -> DatabaseSettings:
     return DatabaseSettings(name=f"agora_test_{RUN_ID}")
 
 
 @pytest.fixture(scope="session")
-def stack(db_settings: DatabaseSettings) -> Iterator[Stack]:
+def stack(infrastructure: dict[str, str], db_settings: DatabaseSettings) -> Iterator[Stack]:
     """Every service and the gateway, running against this run's database."""
     redis_prefix = f"agora-test-{RUN_ID}:"
-    env = _base_env(db_settings.name, redis_prefix)
+    env = _base_env(db_settings.name, redis_prefix, infrastructure)
     common = CommonSettings()
-    problems = check_infrastructure(common, db_settings)
-    if problems:
-        pytest.fail("\n".join(str(p) for p in problems), pytrace=False)
-
     bootstrap.ensure_database(db_settings)
     sink = FileSink(RUN_DIR / "tests" / RUN_ID / "stack.log")
     stack = Stack(

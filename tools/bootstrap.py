@@ -67,6 +67,11 @@ def ensure_database(
                 conn.execute(
                     sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(role)
                 )
+            if password := settings.password.get_secret_value():
+                # Servers without trust auth (containers) need the role's password.
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password))
+                )
             conn.execute(
                 sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(database, role)
             )

@@ -68,7 +68,7 @@ def private_nats(tmp_path: Path) -> Iterator[PrivateNats]:
 
 
 @pytest.fixture(scope="module")
-def scratch_db() -> Iterator[DatabaseSettings]:
+def scratch_db(infrastructure: dict[str, str]) -> Iterator[DatabaseSettings]:
     """A database of its own for these tests, reached as the admin role."""
     settings = DatabaseSettings(name=f"agora_test_outbox_{RUN}", user="postgres")
     bootstrap.ensure_database(settings, services=())
