@@ -1,0 +1,1 @@
+"""Agora's domain services: one package per service, each owning one Postgres schema."""
