@@ -1,0 +1,37 @@
+"""`python -m gateway`: serve the public HTTP API with uvicorn until SIGTERM."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from common.logs import configure_logging
+from common.settings import load_settings
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+
+
+def main() -> None:
+    settings = load_settings(GatewaySettings)
+    configure_logging("gateway", settings.log_level, settings.log_format)
+    app = create_app(settings)
+    trusted = ",".join(settings.trusted_proxies)
+    config = uvicorn.Config(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        # Logging is ours (common.logs); the request middleware writes access lines.
+        log_config=None,
+        access_log=False,
+        # X-Forwarded-* only from proxies we were told to trust, or anyone could
+        # pose as any address.
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

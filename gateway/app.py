@@ -1,0 +1,107 @@
+"""The FastAPI application factory.
+
+`create_app(settings)` builds a fresh app: no module-level app or clients, so
+tests and tools can build as many as they like. Connections are opened in the
+lifespan (one gRPC channel per upstream, Redis, the token verifier) and stored
+on `app.state.resources`; see gateway.resources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from gateway.openapi import install_openapi
+from gateway.problems import install_problem_handlers
+from gateway.resources import open_resources
+from gateway.responses import JSONBytesResponse
+from gateway.routers import ROUTERS
+from gateway.settings import GatewaySettings
+
+DESCRIPTION = (
+    "The public HTTP API of Agora. Errors are RFC 9457 problem details "
+    "(`application/problem+json`); every response carries `X-Request-ID`."
+)
+TAGS = [
+    {"name": "auth", "description": "Accounts, sign-in and sessions."},
+    {"name": "users", "description": "Profiles."},
+    {"name": "operations", "description": "Health, readiness, keys and metrics."},
+]
+# Headers a browser client may send and read across origins.
+_CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"]
+_CORS_EXPOSED_HEADERS = [
+    "Location",
+    "Retry-After",
+    "RateLimit",
+    "RateLimit-Policy",
+    "WWW-Authenticate",
+    "X-Request-ID",
+]
+
+
+def _version() -> str:
+    try:
+        return version("agora")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def _middleware(settings: GatewaySettings) -> list[Middleware]:
+    """Outermost first: context (ids, logs, metrics, 500s), CORS, then the body limit."""
+    stack = [Middleware(RequestContextMiddleware)]
+    if settings.cors_allow_origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_allow_origins,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=_CORS_REQUEST_HEADERS,
+                expose_headers=_CORS_EXPOSED_HEADERS,
+                # Bearer tokens, not cookies: no credentials mode needed.
+                allow_credentials=False,
+                max_age=600,
+            )
+        )
+    stack.append(Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes))
+    return stack
+
+
+def _operation_id(route: APIRoute) -> str:
+    """`auth_login`, `users_me`: stable, readable names for generated SDKs."""
+    return f"{route.tags[0]}_{route.name}" if route.tags else route.name
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    """A gateway app for these settings; nothing is connected until its lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_resources(settings) as resources:
+            app.state.resources = resources
+            yield
+
+    app = FastAPI(
+        title="Agora API",
+        version=_version(),
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_tags=TAGS,
+        default_response_class=JSONBytesResponse,
+        generate_unique_id_function=_operation_id,
+        middleware=_middleware(settings),
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    install_openapi(app)
+    return app

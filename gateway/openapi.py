@@ -1,0 +1,95 @@
+"""The OpenAPI document: every error status documented as problem+json.
+
+FastAPI documents additional responses under the route's own media type and
+adds a 422 `HTTPValidationError` (`{"detail": [...]}`) that the gateway never
+sends. Routes list their error statuses with `problem_responses(...)`, which
+points at one `Problem` schema under `application/problem+json`;
+`install_openapi` registers that schema and rewrites any automatic 422 into
+the problem form the handlers really send, so /openapi.json describes exactly
+what goes over the wire.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from gateway.schemas.problem import Problem
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_REF_TEMPLATE = "#/components/schemas/{model}"
+
+# Why each status can happen, as shown in the docs.
+_DESCRIPTIONS: dict[int, str] = {
+    400: "The body is not valid JSON.",
+    401: "No, an invalid, expired or revoked access token, or bad credentials.",
+    403: "The caller may not do this.",
+    404: "Not found.",
+    409: "Conflicts with existing data.",
+    413: "The body is larger than the limit.",
+    415: "The body is not `application/json`.",
+    422: "A field is invalid; `errors` lists each one.",
+    429: "Rate limited; see `Retry-After`.",
+    503: "A dependency is down; retry after `Retry-After` seconds.",
+}
+# Any route can fail these ways.
+COMMON_STATUSES = (500,)
+# A route with a JSON body can also fail these ways.
+BODY_STATUSES = (400, 413, 415, 422)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry of a route for the error statuses it can answer."""
+    return {
+        status: {
+            "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+            "content": {
+                PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _REF_TEMPLATE.format(model="Problem")}}
+            },
+        }
+        for status in sorted({*statuses, *COMMON_STATUSES})
+    }
+
+
+def _replace_fastapi_validation_errors(document: dict[str, Any]) -> None:
+    """Turn FastAPI's automatic `HTTPValidationError` 422s into our problem 422."""
+    automatic = _REF_TEMPLATE.format(model="HTTPValidationError")
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422", {})
+            schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+            if schema.get("$ref") == automatic:
+                operation["responses"]["422"] = problem_responses(422)[422]
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Generate the document once, with the Problem schemas in its components."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+                servers=app.servers,
+            )
+            _replace_fastapi_validation_errors(document)
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            problem_schema = Problem.model_json_schema(
+                ref_template=_REF_TEMPLATE, mode="serialization"
+            )
+            schemas.update(problem_schema.pop("$defs", {}))
+            schemas["Problem"] = problem_schema
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
