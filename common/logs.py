@@ -23,7 +23,13 @@ _SECRET_KEY = re.compile(
 )
 _MASK = "[redacted]"
 # Attributes every LogRecord has; anything else came in through `extra=`.
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# uvicorn adds `color_message`, a copy of the message with terminal colour codes.
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 def _redact(key: str, value: Any) -> Any:

@@ -23,6 +23,7 @@ from common.errors import Unauthenticated
 
 ALLOWED_ALGORITHMS = ("EdDSA", "RS256")
 REQUIRED_CLAIMS = ("exp", "iat", "nbf", "sub", "jti", "sid", "iss", "aud")
+_FAILED_FETCH_PAUSE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,14 @@ class AccessTokenVerifier:
         async with self._lock:
             if not force and time.monotonic() - self._fetched_at < self._refresh_interval:
                 return
-            document = await self._fetch_jwks()
+            try:
+                document = await self._fetch_jwks()
+            except Exception:
+                # Count a failed fetch as a fetch, so an outage of the auth
+                # service is not hammered by every token with an unknown kid;
+                # retry sooner than a full interval once it may be back.
+                self._fetched_at = time.monotonic() - self._refresh_interval + _FAILED_FETCH_PAUSE
+                raise
             key_set = PyJWKSet.from_json(document)
             self._keys = {key.key_id: key for key in key_set.keys if key.key_id}
             self._jwks_json = document
