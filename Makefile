@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-GENERATED := $(VENV)/.generated
+GENERATED := gen/agora/__init__.py
 PROTOS := $(shell find protos -name '*.proto')
 
 .PHONY: help install gen up test lint format typecheck pytest clean
@@ -16,6 +16,8 @@ help:
 	@echo "make format     apply ruff's formatting and safe fixes"
 
 $(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
+	  f"Agora needs Python 3.11, found {sys.version.split()[0]}: make PYTHON=/path/to/python3.11")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -25,7 +27,6 @@ install: $(INSTALLED)
 
 $(GENERATED): $(INSTALLED) $(PROTOS) tools/gen_protos.py
 	$(PY) tools/gen_protos.py
-	@touch $@
 
 gen: $(GENERATED)
 

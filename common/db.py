@@ -60,6 +60,8 @@ class Database:
             pool_timeout=settings.pool_timeout_seconds,
             pool_pre_ping=True,
             pool_recycle=1800,
+            # Statement parameters (hashes, emails, bodies) never reach error logs.
+            hide_parameters=True,
             connect_args={
                 "application_name": application_name,
                 "options": f"-c statement_timeout={settings.statement_timeout_ms}",

@@ -1,10 +1,13 @@
 """The server interceptor every service runs: context, logging, metrics, errors.
 
 For each RPC it reads the request id and verified caller from metadata into
-common.context, times and counts the call, logs one line, and turns a
-DomainError into its status code (with field violations as
-google.rpc.BadRequest details). Any other exception is a bug: logged with its
-traceback and answered INTERNAL without leaking the message.
+common.context, refuses text with NUL characters anywhere in the request
+(PostgreSQL cannot store them, so no service has to remember), times and
+counts the call, logs one line, and turns a DomainError into its status code
+(with field violations as google.rpc.BadRequest details). A dependency that
+is down (database, Redis) is UNAVAILABLE, which callers answer with 503 and
+may retry. Any other exception is a bug: logged with its traceback and
+answered INTERNAL without leaking the message.
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import exc as sa_exc
 
 from common.context import REQUEST_ID_KEY, USER_ID_KEY, caller_id_var, request_id_var
-from common.errors import DomainError
+from common.errors import DomainError, InvalidArgument, Unavailable
 from common.metrics import GRPC_SERVER_HANDLED, GRPC_SERVER_SECONDS, split_method
 
 log = logging.getLogger("agora.grpc")
@@ -43,6 +51,39 @@ def status_for(error: DomainError) -> status_pb2.Status:
         detail.Pack(bad_request)
         status.details.append(detail)
     return status
+
+
+# Failures that mean "a dependency is down or saturated", not "our code is wrong".
+_OUTAGES: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,  # the connection pool is exhausted
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+)
+
+
+def field_with_nul(message: Message, prefix: str = "") -> str | None:
+    """The path of the first string field in message holding a NUL character, if any."""
+    for field, value in message.ListFields():
+        path = f"{prefix}{field.name}"
+        if field.type == FieldDescriptor.TYPE_STRING:
+            values = value if field.is_repeated else (value,)
+            if any("\x00" in text for text in values):
+                return path
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                items = [m for pair in value.items() for m in pair]
+                if any(isinstance(i, str) and "\x00" in i for i in items):
+                    return path
+                nested = [i for i in items if isinstance(i, Message)]
+            else:
+                nested = list(value) if field.is_repeated else [value]
+            for item in nested:
+                if (found := field_with_nul(item, f"{path}.")) is not None:
+                    return found
+    return None
 
 
 def _metadata_value(metadata: Any, key: str) -> str | None:
@@ -76,7 +117,18 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                if isinstance(request, Message) and (bad := field_with_nul(request)) is not None:
+                    raise InvalidArgument.for_field(bad, "must not contain NUL characters")
                 return await inner(request, context)  # type: ignore[arg-type]
+            except _OUTAGES as error:
+                outage = Unavailable("a dependency of this service is unavailable; retry shortly")
+                code = outage.code
+                log.warning(
+                    "dependency unavailable in %s",
+                    full_method,
+                    extra={"error": type(error).__name__},
+                )
+                await context.abort_with_status(rpc_status.to_status(status_for(outage)))  # type: ignore[attr-defined]
             except DomainError as error:
                 code = error.code
                 await context.abort_with_status(rpc_status.to_status(status_for(error)))  # type: ignore[attr-defined]

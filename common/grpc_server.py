@@ -10,7 +10,6 @@ reverse order they were opened.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -95,6 +94,8 @@ async def serve(name: str, settings: SettingsT, build: BuildFn[SettingsT]) -> No
             await health_servicer.set(service_name, health_pb2.HealthCheckResponse.SERVING)
 
         tasks = [asyncio.create_task(job(), name=job.__name__) for job in runtime.background]
+        for task in tasks:
+            task.add_done_callback(lambda done: _background_ended(done, stop))
         serve_metrics(settings.metrics_port, settings.grpc_host)
         log.info(
             "%s serving", name, extra={"grpc_port": port, "metrics_port": settings.metrics_port}
@@ -106,10 +107,30 @@ async def serve(name: str, settings: SettingsT, build: BuildFn[SettingsT]) -> No
         await server.stop(settings.shutdown_grace_seconds)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
     log.info("%s stopped", name)
+    if failed := [t for t in tasks if not t.cancelled() and t.exception() is not None]:
+        raise RuntimeError(f"background task {failed[0].get_name()} failed") from failed[
+            0
+        ].exception()
+
+
+def _background_ended(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """A background task (relay, consumer) must run for the life of the process.
+
+    If one ends on its own, the process is no longer doing its job: log why
+    and stop, so the supervisor (Kubernetes, the dev launcher) restarts it
+    rather than leaving a server that answers but never publishes.
+    """
+    if task.cancelled():
+        return
+    error = task.exception()
+    log.error(
+        "background task %s ended; stopping the service",
+        task.get_name(),
+        exc_info=error,
+    )
+    stop.set()
 
 
 def run_service(name: str, settings: SettingsT, build: BuildFn[SettingsT]) -> None:

@@ -43,7 +43,9 @@ def run_env(metadata: MetaData) -> None:
 
     config = context.config
     schema = config.attributes.get("schema") or metadata.schema
-    engine = create_engine(config.get_main_option("sqlalchemy.url", ""), poolclass=pool.NullPool)
+    engine = create_engine(
+        config.get_main_option("sqlalchemy.url", ""), poolclass=pool.NullPool, hide_parameters=True
+    )
 
     def include_name(name: str | None, type_: str, _parent: object) -> bool:
         return name == schema if type_ == "schema" else True

@@ -16,9 +16,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import grpc
-import jwt
 from redis.asyncio import Redis
 
+from common.errors import Unavailable
 from common.grpc_client import open_channel
 from common.revocation import RevocationList
 from common.tokens import AccessTokenVerifier
@@ -117,7 +117,7 @@ async def _prefetch_jwks(resources: Resources) -> None:
     try:
         async with asyncio.timeout(resources.settings.readiness_timeout_seconds):
             await resources.verifier.refresh(force=True)
-    except (grpc.aio.AioRpcError, TimeoutError, ValueError, jwt.PyJWTError) as error:
+    except (Unavailable, TimeoutError) as error:
         log.warning(
             "could not load the JWKS at start-up; will retry on the first token",
             extra={"error": type(error).__name__},

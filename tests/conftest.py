@@ -11,6 +11,7 @@ Services and the gateway are real subprocesses started through the same
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -104,7 +105,44 @@ def infrastructure() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def db_settings(infrastructure: dict[str, str]) -> DatabaseSettings:
-    return DatabaseSettings(name=f"agora_test_{RUN_ID}")
+    settings = DatabaseSettings(name=f"agora_test_{RUN_ID}")
+    _remove_leftovers_of_killed_runs(settings)
+    return settings
+
+
+KEEP_LOG_DIRS = 10
+STALE_DATABASE_SECONDS = 3600
+
+
+def _remove_leftovers_of_killed_runs(settings: DatabaseSettings) -> None:
+    """A run killed hard cannot clean up; the next one drops what it left.
+
+    Only test databases older than an hour go, so runs side by side are safe;
+    of the log folders the newest few stay for reading.
+    """
+    import psycopg
+
+    with psycopg.connect(
+        host=settings.host,
+        port=settings.port,
+        user=settings.admin_user,
+        password=settings.admin_password.get_secret_value() or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
+        stale = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'agora\\_test\\_%%' "
+            "AND now() - (pg_stat_file('base/' || oid || '/PG_VERSION')).modification "
+            "> make_interval(secs => %s)",
+            (STALE_DATABASE_SECONDS,),
+        ).fetchall()
+    for (name,) in stale:
+        bootstrap.drop_database(settings.model_copy(update={"name": name}))
+    log_dirs = sorted(
+        (p for p in (RUN_DIR / "tests").glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime
+    )
+    for old in log_dirs[:-KEEP_LOG_DIRS]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ missing server.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -51,6 +52,8 @@ def _containers() -> Iterator[dict[str, str]]:
             "AGORA_DB_HOST": postgres.get_container_host_ip(),
             "AGORA_DB_PORT": str(postgres.get_exposed_port(5432)),
             "AGORA_DB_ADMIN_PASSWORD": "postgres",
+            # The image uses password auth, so the service roles need one too.
+            "AGORA_DB_PASSWORD": secrets.token_urlsafe(16),
             "AGORA_REDIS_URL": (
                 f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0"
             ),

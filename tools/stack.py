@@ -90,12 +90,17 @@ class Stack:
     gateway_port: int
     log_sink: Callable[[str, str], None]
     processes: dict[str, Process] = field(default_factory=dict)
+    # Set from a signal handler: whatever is starting gives up at once.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def development(cls, log_sink: Callable[[str, str], None]) -> Stack:
         """The fixed ports of common.topology, for `make up`."""
+        env = dict(os.environ)
+        if sys.stdout.isatty():
+            env.setdefault("AGORA_LOG_FORMAT", "console")  # people read it, not a log shipper
         return cls(
-            env=dict(os.environ),
+            env=env,
             service_ports={spec.name: spec.grpc_port for spec in SERVICES},
             metrics_ports={spec.name: spec.metrics_port for spec in SERVICES},
             gateway_port=int(os.environ.get("AGORA_GATEWAY_PORT", GATEWAY_PORT)),
@@ -166,6 +171,8 @@ class Stack:
         process = self.processes[name]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.stopping.is_set():
+                raise RuntimeError(f"stopped while {name} was starting")
             if not process.running:
                 code = process.popen.returncode if process.popen else None
                 raise RuntimeError(f"{name} exited with code {code} while starting")
@@ -253,21 +260,34 @@ def _terminal_sink() -> Callable[[str, str], None]:
     return sink
 
 
-def _stop_leftovers(say: Callable[[str], None]) -> None:
-    """Stop processes of an earlier launcher that was killed before it could clean up."""
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def _stop_leftovers(say: Callable[[str], None]) -> bool:
+    """Stop what a launcher killed before it could clean up left running.
+
+    Returns False (and stops nothing) when that launcher is in fact still
+    running: a second `make up` must not pull the first one's stack away.
+    """
     if not _PIDFILE.exists():
-        return
-    for token in _PIDFILE.read_text().split():
-        with contextlib.suppress(ValueError, ProcessLookupError, FileNotFoundError):
-            pid = int(token)
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            if "-m services." in cmdline or "-m gateway" in cmdline or "tools.stack" in cmdline:
-                if pid == os.getpid():
-                    continue
-                say(f"stopping leftover process {pid} ({cmdline.strip()})")
+        return True
+    pids = [int(token) for token in _PIDFILE.read_text().split() if token.isdigit()]
+    if pids and "tools.stack" in _cmdline(pids[0]) and pids[0] != os.getpid():
+        say(f"Agora is already running (launcher pid {pids[0]}); stop it first (Ctrl-C there)")
+        return False
+    for pid in pids[1:]:
+        cmdline = _cmdline(pid)
+        if "-m services." in cmdline or "-m gateway" in cmdline:
+            say(f"stopping leftover process {pid} ({cmdline})")
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
     time.sleep(1)
     _PIDFILE.unlink(missing_ok=True)
+    return True
 
 
 def up() -> int:
@@ -280,6 +300,10 @@ def up() -> int:
     def say(message: str) -> None:
         sink("stack", message)
 
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+
     common, db = load_settings(CommonSettings), load_settings(DatabaseSettings)
     problems = check_infrastructure(common, db)
     if problems:
@@ -287,8 +311,10 @@ def up() -> int:
             say(str(problem))
         return 1
     RUN_DIR.mkdir(exist_ok=True)
-    _stop_leftovers(say)
+    if not _stop_leftovers(say):
+        return 1
     stack = Stack.development(sink)
+    stack.stopping = stopping
     busy = [p for p in stack.processes.values() if port_in_use(p.port)]
     if busy:
         for process in busy:
@@ -299,9 +325,6 @@ def up() -> int:
     bootstrap.ensure_database(db)
     bootstrap.migrate(db)
 
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
     code = 0
     try:
         for name in stack.processes:

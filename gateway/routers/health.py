@@ -6,11 +6,11 @@ import asyncio
 import logging
 
 import grpc
-import jwt
 from fastapi import APIRouter, Response
 from prometheus_client import REGISTRY, generate_latest
 from redis.exceptions import RedisError
 
+from common.errors import Unavailable
 from gateway.clients import UPSTREAMS, NotServingError, Upstream, check_upstream
 from gateway.deps import ResourcesDep
 from gateway.openapi import problem_responses
@@ -107,7 +107,7 @@ async def jwks(resources: ResourcesDep) -> Response:
     verifier = resources.verifier
     try:
         await verifier.refresh()
-    except (grpc.aio.AioRpcError, ValueError, jwt.PyJWTError) as error:
+    except Unavailable as error:
         if not verifier.jwks_json:
             raise
         log.warning("serving a cached JWKS", extra={"error": type(error).__name__})

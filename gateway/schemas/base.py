@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, field_validator
 
 from common.contract import USERNAME_MAX, USERNAME_MIN, USERNAME_PATTERN
 
@@ -19,6 +19,35 @@ class RequestModel(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        """Refuse text nothing behind us can carry, by field name, at the edge.
+
+        JSON allows lone surrogates (\\ud800), which protobuf cannot encode,
+        and NUL, which PostgreSQL cannot store; either would otherwise become
+        a 500 deep inside a service.
+        """
+        if not _storable(value):
+            raise ValueError("must be valid Unicode text without NUL characters")
+        return value
+
+
+def _storable(value: Any) -> bool:
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list | tuple):
+        return all(_storable(item) for item in value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    return True
 
 
 def omit_default(schema: dict[str, Any]) -> None:

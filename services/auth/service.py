@@ -24,7 +24,14 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 
 from common.db import Database
-from common.errors import AlreadyExists, FieldError, InvalidArgument, NotFound, Unauthenticated
+from common.errors import (
+    AlreadyExists,
+    FieldError,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
 from common.ids import parse_uuid, uuid7
 from common.revocation import RevocationList
 from services.auth import domain
@@ -350,18 +357,26 @@ class AuthService:
                 await repo.revoke_family(family_id, reason="logout", at=now)
                 ended.add(family_id)
 
-        for family_id in ended:
-            await self._deny_session(family_id)
-        if token_id:
-            latest = now + timedelta(seconds=self._policy.session_denial_seconds)
-            expires_at = min(token_expires_at or latest, latest)
-            try:
-                await self._revocations.revoke_token(token_id, expires_at)
-            except RedisError as error:
-                log.warning(
-                    "could not deny the access token in Redis; it expires on its own",
-                    extra={"error": type(error).__name__},
+        # API.md promises the access token stops working at once, which only
+        # the Redis denylist can do: if it cannot be written, say so (503) so
+        # the client retries; the sessions above are already ended for good.
+        try:
+            for family_id in ended:
+                await self._revocations.revoke_session(
+                    str(family_id), self._policy.session_denial_seconds
                 )
+            if token_id:
+                latest = now + timedelta(seconds=self._policy.session_denial_seconds)
+                expires_at = min(token_expires_at or latest, latest)
+                await self._revocations.revoke_token(token_id, expires_at)
+        except RedisError as error:
+            log.warning(
+                "logout could not deny access tokens in Redis",
+                extra={"error": type(error).__name__},
+            )
+            raise Unavailable(
+                "the session is ended, but its access tokens could not be revoked yet; retry"
+            ) from error
 
     async def _deny_session(self, family_id: uuid.UUID) -> None:
         try:

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY
 
+from common.topology import SERVICES
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from tools.stack import Stack
@@ -574,6 +575,19 @@ BAD_INPUTS: dict[str, BadInput] = {
     "nul-in-username": BadInput(
         REGISTER, 422, json=_register_body(username="abc\u0000def"), fields=("username",)
     ),
+    "nul-in-password": BadInput(
+        REGISTER, 422, json=_register_body(password="correct\u0000horse"), fields=("password",)
+    ),
+    "nul-in-login-name": BadInput(
+        LOGIN, 422, json={"username": "ab\u0000cd", "password": "whatever1"}, fields=("username",)
+    ),
+    "lone-surrogate-in-login-name": BadInput(
+        LOGIN,
+        422,
+        content=b'{"username": "ab\\ud800cd", "password": "whatever1"}',
+        headers=JSON_HEADERS,
+        fields=("username",),
+    ),
     "rtl-in-email": BadInput(
         REGISTER, 422, json=_register_body(email="ab\u202ec@example.com"), fields=("email",)
     ),
@@ -663,7 +677,7 @@ async def test_json_with_charset_and_odd_but_valid_input_is_accepted(
     name = _name("fw")
     # Fullwidth letters register as their ASCII form; long multibyte and
     # control-character passwords are fine (bcrypt's 72-byte limit is auth's job).
-    for password in ("é" * 128, "p\u0000ss\u202eword😀"):
+    for password in ("é" * 128, "p\u0007ss\u202eword😀"):
         candidate = f"{name[:16]}{uuid.uuid4().hex[:4]}"
         response = await http.post(
             REGISTER,
@@ -739,7 +753,8 @@ async def test_healthz_and_readyz(http: httpx.AsyncClient) -> None:
     assert health.json() == {"status": "ok"}
     ready = await http.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json() == {"status": "ok", "checks": {"redis": "ok", "auth": "ok"}}
+    expected = {"redis": "ok", **{spec.name: "ok" for spec in SERVICES}}
+    assert ready.json() == {"status": "ok", "checks": expected}
 
 
 async def test_jwks_publishes_public_keys_with_caching(

@@ -100,3 +100,42 @@ def test_the_database_is_closed_to_other_roles(db_settings: DatabaseSettings) ->
                 ).close()
         finally:
             admin.execute("DROP ROLE agora_test_outsider")
+
+
+def test_the_migrations_cli_bootstraps_and_migrates_a_database(
+    db_settings: DatabaseSettings,
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from tools import bootstrap
+
+    scratch = db_settings.model_copy(update={"name": f"agora_test_cli_{uuid.uuid4().hex[:8]}"})
+    env = {**os.environ, "AGORA_DB_NAME": scratch.name}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "tools.migrate", "bootstrap", "auth"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        with psycopg.connect(
+            host=scratch.host, port=scratch.port, dbname=scratch.name, user="agora_auth"
+        ) as conn:
+            version = conn.execute("SELECT version_num FROM auth.alembic_version").fetchone()
+        assert version is not None
+        unknown = subprocess.run(
+            [sys.executable, "-m", "tools.migrate", "upgrade", "no_such_service"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert unknown.returncode == 2
+        assert "unknown service" in unknown.stderr
+    finally:
+        bootstrap.drop_database(scratch)

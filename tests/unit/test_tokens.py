@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
-from common.errors import Unauthenticated
+from common.errors import Unauthenticated, Unavailable
 from common.tokens import AccessTokenVerifier
 
 ISSUER, AUDIENCE = "agora-auth", "agora"
@@ -169,3 +169,53 @@ async def test_a_rotated_key_is_picked_up(keys: Keys) -> None:
     claims = _claims()
     verified = await verifier.verify(keys.sign(claims, kid="key-2", key=new_key))
     assert verified.user_id == claims["sub"]
+
+
+async def test_no_key_set_at_all_is_unavailable_not_unauthenticated(keys: Keys) -> None:
+    async def down() -> str:
+        raise ConnectionError("auth is down")
+
+    verifier = AccessTokenVerifier(down, issuer=ISSUER, audience=AUDIENCE)
+    token = keys.sign(_claims())
+    for _ in range(3):  # the failed fetch and the paced ones after it alike
+        with pytest.raises(Unavailable):
+            await verifier.verify(token)
+    with pytest.raises(Unavailable):
+        await verifier.refresh()
+
+
+async def test_a_malformed_key_set_is_unavailable(keys: Keys) -> None:
+    async def nonsense() -> str:
+        return '{"keys": "not a list"}'
+
+    verifier = AccessTokenVerifier(nonsense, issuer=ISSUER, audience=AUDIENCE)
+    with pytest.raises(Unavailable):
+        await verifier.verify(keys.sign(_claims()))
+
+
+async def test_a_key_removed_from_the_set_stops_verifying(keys: Keys) -> None:
+    verifier = AccessTokenVerifier(
+        keys.fetch, issuer=ISSUER, audience=AUDIENCE, refresh_interval=0, max_key_age=0
+    )
+    token = keys.sign(_claims())
+    await verifier.verify(token)
+    keys.published = [_jwk(Ed25519PrivateKey.generate(), "key-2")]
+    with pytest.raises(Unauthenticated):
+        await verifier.verify(token)
+
+
+async def test_a_stale_set_keeps_verifying_while_auth_is_down(keys: Keys) -> None:
+    state = {"up": True}
+
+    async def flaky() -> str:
+        if not state["up"]:
+            raise ConnectionError("auth is down")
+        return await keys.fetch()
+
+    verifier = AccessTokenVerifier(
+        flaky, issuer=ISSUER, audience=AUDIENCE, refresh_interval=0, max_key_age=0
+    )
+    claims = _claims()
+    await verifier.verify(keys.sign(claims))
+    state["up"] = False
+    assert (await verifier.verify(keys.sign(claims))).user_id == claims["sub"]
