@@ -6,6 +6,8 @@ validates again against the same constants, so the two can never disagree.
 
 from __future__ import annotations
 
+import unicodedata
+
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{3,20}$"
 USERNAME_MIN, USERNAME_MAX = 3, 20
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
@@ -23,3 +25,12 @@ COMMENT_MAX_DEPTH = 10
 
 PAGE_LIMIT_MIN, PAGE_LIMIT_MAX, PAGE_LIMIT_DEFAULT = 1, 100, 25
 SEARCH_QUERY_MIN, SEARCH_QUERY_MAX = 1, 200
+
+
+def nfkc(text: str) -> str:
+    """Unicode compatibility normalisation (fullwidth letters become ASCII, and so on).
+
+    Applied to names and passwords before any rule or comparison, at the edge
+    and in the services alike, so both see the same text.
+    """
+    return unicodedata.normalize("NFKC", text)

@@ -7,7 +7,8 @@ missing secrets instead of silently running with them.
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+import json
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -111,6 +112,20 @@ class ServiceSettings(CommonSettings):
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def comma_or_json_list(value: Any) -> Any:
+    """For list settings: `a,b` as well as a JSON list, since both are common in deploy tools.
+
+    Use as a `mode="before"` field validator; anything but a string is left to
+    pydantic's own validation.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def load_settings(settings_class: type[SettingsT]) -> SettingsT:

@@ -20,27 +20,16 @@ AGORA_SERVICE_ADDRESSES, AGORA_TOKEN_ISSUER, AGORA_TOKEN_AUDIENCE), the gateway 
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from common.settings import CommonSettings
+from common.settings import CommonSettings, comma_or_json_list
 from common.topology import GATEWAY_PORT
 
 MIB = 1024 * 1024
-
-
-def _split_list(value: Any) -> Any:
-    """Accept a JSON list or a comma-separated string, so env files stay readable."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.startswith("["):
-        return json.loads(text)
-    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 class GatewaySettings(CommonSettings):
@@ -72,7 +61,7 @@ class GatewaySettings(CommonSettings):
     @field_validator("cors_allow_origins", "trusted_proxies", mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
-        return _split_list(value)
+        return comma_or_json_list(value)
 
     @field_validator("cors_allow_origins")
     @classmethod

@@ -16,16 +16,11 @@ import redis
 
 from common.settings import CommonSettings, DatabaseSettings
 
+# tools/start-infra.sh holds the actual commands (CI runs the same script).
 START_COMMANDS = {
-    "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-    "Redis": (
-        'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
-        "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
-    ),
-    "NATS": (
-        "start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- "
-        "-a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log"
-    ),
+    "PostgreSQL": "tools/start-infra.sh postgres",
+    "Redis": "tools/start-infra.sh redis",
+    "NATS": "tools/start-infra.sh nats",
 }
 
 

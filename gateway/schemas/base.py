@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, field_validator
 
+from common import contract
 from common.contract import USERNAME_MAX, USERNAME_MIN, USERNAME_PATTERN
 
 
@@ -72,7 +72,7 @@ def nfkc(value: Any) -> Any:
     pattern check, so look-alikes cannot register as distinct names while a
     user typing on a fullwidth keyboard still reaches their own account.
     """
-    return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
+    return contract.nfkc(value) if isinstance(value, str) else value
 
 
 # StringConstraints must come before the validator, or pydantic drops the

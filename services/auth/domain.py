@@ -44,7 +44,6 @@ import base64
 import hashlib
 import re
 import secrets
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +59,7 @@ from common.contract import (
     USERNAME_MAX,
     USERNAME_MIN,
     USERNAME_PATTERN,
+    nfkc,
 )
 from common.errors import InvalidArgument
 
@@ -69,10 +69,6 @@ _CONFUSABLE_CHARACTERS = str.maketrans({"0": "o", "1": "l", "i": "l", "5": "s"})
 _BCRYPT_COST = re.compile(r"^\$2[abxy]?\$(\d{2})\$")
 
 REFRESH_TOKEN_BYTES = 32
-
-
-def nfkc(text: str) -> str:
-    return unicodedata.normalize("NFKC", text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,14 +24,13 @@ with the container, silently logging everybody out.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from common.settings import ServiceSettings
+from common.settings import ServiceSettings, comma_or_json_list
 from common.topology import service
 
 _SPEC = service("auth")
@@ -69,13 +68,7 @@ class AuthSettings(ServiceSettings):
     @field_validator("auth_verification_key_files", mode="before")
     @classmethod
     def _split_paths(cls, value: Any) -> Any:
-        """Accept `a.pem,b.pem` as well as a JSON list, since both are common in deploy tools."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+        return comma_or_json_list(value)
 
     @model_validator(mode="after")
     def _check_keys_and_cost(self) -> AuthSettings:
