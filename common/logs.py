@@ -36,6 +36,15 @@ def _redact(key: str, value: Any) -> Any:
     return _MASK if _SECRET_KEY.search(key) else value
 
 
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    """What came in through `extra=`, with secret-looking values masked."""
+    return {
+        key: _redact(key, value)
+        for key, value in record.__dict__.items()
+        if key not in _STANDARD_ATTRS and not key.startswith("_")
+    }
+
+
 def _trace_ids() -> tuple[str | None, str | None]:
     try:
         from opentelemetry import trace
@@ -67,9 +76,7 @@ class JsonFormatter(logging.Formatter):
         trace_id, span_id = _trace_ids()
         if trace_id:
             entry["trace_id"], entry["span_id"] = trace_id, span_id
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = _redact(key, value)
+        entry.update(_extras(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
@@ -80,11 +87,7 @@ class ConsoleFormatter(JsonFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{record.levelname:<7} {record.name}: {record.getMessage()}"
-        extras = {
-            key: _redact(key, value)
-            for key, value in record.__dict__.items()
-            if key not in _STANDARD_ATTRS and not key.startswith("_")
-        }
+        extras = _extras(record)
         if (request_id := request_id_var.get()) is not None:
             extras["request_id"] = request_id
         if extras:

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from common.errors import Unavailable
 from common.grpc_client import open_channel
+from common.redis_client import open_redis
 from common.revocation import RevocationList
 from common.tokens import AccessTokenVerifier
 from gateway.clients import UPSTREAMS, Clients
@@ -81,12 +82,7 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[Resources]:
             channels[upstream.name] = channel
         clients = Clients.build(channels, deadline=settings.upstream_deadline_seconds)
 
-        redis = Redis.from_url(
-            settings.redis_url.get_secret_value(),
-            socket_connect_timeout=settings.redis_timeout_seconds,
-            socket_timeout=settings.redis_timeout_seconds,
-            health_check_interval=30,
-        )
+        redis = open_redis(settings, timeout_seconds=settings.redis_timeout_seconds)
         stack.push_async_callback(redis.aclose)
 
         verifier = AccessTokenVerifier(

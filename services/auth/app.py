@@ -11,10 +11,10 @@ import asyncio
 import logging
 
 from agora.auth.v1 import auth_pb2, auth_pb2_grpc
-from redis.asyncio import Redis
 
 from common.db import Database
 from common.grpc_server import ServiceRuntime
+from common.redis_client import open_redis
 from common.revocation import RevocationList
 from common.topology import service
 from services.auth import domain
@@ -38,12 +38,7 @@ async def build(runtime: ServiceRuntime[AuthSettings]) -> None:
 
     db = Database(settings.db, role=service("auth").db_role, application_name="agora-auth")
     runtime.resources.push_async_callback(db.dispose)
-    redis = Redis.from_url(
-        settings.redis_url.get_secret_value(),
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        health_check_interval=30,
-    )
+    redis = open_redis(settings, timeout_seconds=REDIS_TIMEOUT_SECONDS)
     runtime.resources.push_async_callback(redis.aclose)
 
     dummy_hash = await asyncio.to_thread(domain.dummy_password_hash, settings.auth_bcrypt_rounds)
