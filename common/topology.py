@@ -27,7 +27,10 @@ class ServiceSpec:
         return f"agora_{self.name}"
 
 
-SERVICES: tuple[ServiceSpec, ...] = (ServiceSpec("auth", grpc_port=50051, metrics_port=9101),)
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("auth", grpc_port=50051, metrics_port=9101),
+    ServiceSpec("communities", grpc_port=50052, metrics_port=9102),
+)
 
 GATEWAY_PORT = 5000
 
