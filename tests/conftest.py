@@ -53,6 +53,9 @@ def _base_env(db_name: str, redis_prefix: str, overrides: dict[str, str]) -> dic
             "AGORA_ENVIRONMENT": "test",
             "AGORA_LOG_LEVEL": "INFO",
             "AGORA_DB_NAME": db_name,
+            # Small pools: several suites may share the machine's 100 connections.
+            "AGORA_DB_POOL_SIZE": "3",
+            "AGORA_DB_MAX_OVERFLOW": "4",
             "AGORA_REDIS_KEY_PREFIX": redis_prefix,
             "AGORA_NATS_STREAM": f"AGORA_TEST_{RUN_ID}",
             "AGORA_NATS_SUBJECT_PREFIX": f"agoratest{RUN_ID}.",
