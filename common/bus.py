@@ -54,6 +54,8 @@ class EventBus:
                         # closes and the next call here starts over.
                         max_reconnect_attempts=3,
                         reconnect_time_wait=1,
+                        # Shutdown must not wait long on a subscription left open.
+                        drain_timeout=2,
                         error_cb=self._on_error,
                     )
                 except (OSError, TimeoutError, NatsError) as error:

@@ -30,18 +30,35 @@ from prometheus_client import Counter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.bus import BusUnavailable, EventBus
+from common.bus import STREAM_MAX_AGE, BusUnavailable, EventBus
 from common.db import Database
 
 log = logging.getLogger("agora.consumer")
 
 HANDLED = Counter(
     "agora_events_handled_total",
-    "Events a consumer handled, by outcome (applied, duplicate, retried, dead_lettered).",
+    "Events a consumer handled, by outcome (applied, duplicate, retried, dead_lettered,"
+    " not_subscribed).",
     ["consumer", "outcome"],
 )
 
 Handler = Callable[[AsyncSession, events_pb2.Event], Awaitable[None]]
+
+# The stream keeps events a week (common.bus.STREAM_MAX_AGE); ids older than
+# that (plus a margin) can never be delivered again.
+REMEMBER_PROCESSED = STREAM_MAX_AGE + timedelta(days=1)
+PRUNE_EVERY = 1000
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` is one token, a final `>` is one or more."""
+    wanted, actual = pattern.split("."), subject.split(".")
+    for index, part in enumerate(wanted):
+        if part == ">":
+            return len(actual) > index
+        if index >= len(actual) or part not in ("*", actual[index]):
+            return False
+    return len(wanted) == len(actual)
 
 
 def processed_events_table(metadata: sa.MetaData) -> sa.Table:
@@ -80,6 +97,7 @@ class EventConsumer:
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
         self.batch_size = batch_size
+        self._applied = 0
 
     @property
     def dead_letter_subject(self) -> str:
@@ -116,19 +134,31 @@ class EventConsumer:
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         js = await self.bus.connected()
+        # Servers before NATS 2.10 silently ignore filter_subjects; one subject
+        # goes in filter_subject, which every version honours, and handle()
+        # checks subjects itself, so a consumer never acts on someone else's events.
+        single = self.subjects[0] if len(self.subjects) == 1 else None
         config = api.ConsumerConfig(
             durable_name=self.durable,
             ack_policy=api.AckPolicy.EXPLICIT,
             deliver_policy=api.DeliverPolicy.ALL,
             ack_wait=self.ack_wait.total_seconds(),
             max_deliver=self.max_deliver + 1,  # the last delivery parks it
-            filter_subjects=self.subjects,
+            filter_subject=single,
+            filter_subjects=None if single else self.subjects,
             max_ack_pending=1000,
         )
         await js.add_consumer(self.bus.stream, config)
         return await js.pull_subscribe_bind(durable=self.durable, stream=self.bus.stream)
 
+    def wants(self, subject: str) -> bool:
+        return any(subject_matches(pattern, subject) for pattern in self.subjects)
+
     async def handle(self, message: Msg) -> None:
+        if not self.wants(message.subject):
+            HANDLED.labels(self.durable, "not_subscribed").inc()
+            await message.ack()
+            return
         try:
             event = events_pb2.Event.FromString(message.data)
             event_id = uuid.UUID(event.id)
@@ -167,7 +197,20 @@ class EventConsumer:
             if inserted is None:
                 return False
             await self.handler(session, event)
-            return True
+        self._applied += 1
+        if self._applied % PRUNE_EVERY == 0:
+            await self._prune()
+        return True
+
+    async def _prune(self) -> None:
+        """Forget ids older than the stream keeps events: they cannot come back."""
+        async with self.db.transaction() as session:
+            await session.execute(
+                sa.delete(self.processed).where(
+                    self.processed.c.consumer == self.durable,
+                    self.processed.c.processed_at < sa.func.now() - REMEMBER_PROCESSED,
+                )
+            )
 
     async def _park(self, message: Msg, reason: str) -> None:
         log.error(

@@ -135,7 +135,8 @@ def _remove_leftovers_of_killed_runs(settings: DatabaseSettings) -> None:
     ) as conn:
         stale = conn.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE 'agora\\_test\\_%%' "
-            "AND now() - (pg_stat_file('base/' || oid || '/PG_VERSION')).modification "
+            # missing_ok: a concurrent run may drop its database meanwhile.
+            "AND now() - (pg_stat_file('base/' || oid || '/PG_VERSION', true)).modification "
             "> make_interval(secs => %s)",
             (STALE_DATABASE_SECONDS,),
         ).fetchall()

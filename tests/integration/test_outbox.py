@@ -224,3 +224,53 @@ async def test_concurrent_writers_lose_no_event(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await bus.close()
+
+
+async def test_a_consumer_acts_only_on_its_own_subjects(
+    private_nats: PrivateNats, tables: tuple[Database, sa.Table, sa.Table]
+) -> None:
+    """Servers before NATS 2.10 ignore a list of filter subjects; the consumer
+    must still never apply (or record) an event it did not subscribe to."""
+    db, table, processed = tables
+    private_nats.start()
+    settings = _settings(private_nats.url)
+    outbox = Outbox(table, settings.nats_subject_prefix)
+    bus = EventBus(settings, client_name="relay-test")
+    relay = OutboxRelay(db, outbox, bus, idle_interval=0.05)
+    seen: list[str] = []
+
+    async def remember(_session: object, event: events_pb2.Event) -> None:
+        seen.append(event.WhichOneof("payload") or "")
+
+    consumer_bus = EventBus(settings, client_name="consumer-test")
+    consumer = EventConsumer(
+        consumer_bus,
+        db,
+        processed,
+        durable="two-subjects",
+        subjects=["posts.post.deleted.v1", "posts.post.updated.v1"],
+        handler=remember,  # type: ignore[arg-type]
+    )
+    tasks = [asyncio.create_task(relay.run()), asyncio.create_task(consumer.run())]
+    try:
+        created = _post_event(1)
+        deleted = new_event(
+            "posts", "u", post_deleted=events_pb2.PostDeleted(post_id="p", community_id="c")
+        )
+        await _write(db, outbox, [created, deleted])
+
+        async def got_deleted() -> bool:
+            return seen == ["post_deleted"]
+
+        await _eventually(got_deleted)
+        await asyncio.sleep(0.5)
+        assert seen == ["post_deleted"]
+        async with db.read() as session:
+            recorded = await session.scalar(sa.select(sa.func.count()).select_from(processed))
+        assert recorded == 1
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await bus.close()
+        await consumer_bus.close()
