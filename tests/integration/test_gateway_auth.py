@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY
 
-from common.topology import SERVICES
 from gateway.app import create_app
+from gateway.clients import UPSTREAMS
 from gateway.settings import GatewaySettings
 from tools.stack import Stack
 
@@ -753,7 +753,7 @@ async def test_healthz_and_readyz(http: httpx.AsyncClient) -> None:
     assert health.json() == {"status": "ok"}
     ready = await http.get("/readyz")
     assert ready.status_code == 200, ready.text
-    expected = {"redis": "ok", **{spec.name: "ok" for spec in SERVICES}}
+    expected = {"redis": "ok", **{upstream.name: "ok" for upstream in UPSTREAMS}}
     assert ready.json() == {"status": "ok", "checks": expected}
 
 
