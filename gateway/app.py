@@ -32,6 +32,17 @@ DESCRIPTION = (
 TAGS = [
     {"name": "auth", "description": "Accounts, sign-in and sessions."},
     {"name": "users", "description": "Profiles."},
+    {
+        "name": "communities",
+        "description": "Communities, membership, moderators and bans.",
+    },
+    {
+        "name": "posts",
+        "description": "Posts, the listings and the home feed, editing and moderation.",
+    },
+    {"name": "comments", "description": "Comment trees, replies, editing and moderation."},
+    {"name": "votes", "description": "Up and down votes on posts and comments."},
+    {"name": "search", "description": "Full-text search."},
     {"name": "operations", "description": "Health, readiness, keys and metrics."},
 ]
 # Headers a browser client may send and read across origins.

@@ -12,7 +12,7 @@ token learns it instead of silently seeing the anonymous view.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, cast
+from typing import Annotated, TypeVar, cast
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBearer
@@ -21,9 +21,16 @@ from redis.exceptions import RedisError
 from common.context import caller_id_var
 from common.errors import Unauthenticated
 from common.tokens import AccessClaims
-from gateway.clients import AuthClient
+from gateway.clients import (
+    AuthClient,
+    Clients,
+    CommentsClient,
+    CommunitiesClient,
+    PostsClient,
+    VotesClient,
+)
 from gateway.metrics import REVOCATION_FAIL_OPEN
-from gateway.problems import BEARER_CHALLENGE, INVALID_TOKEN_CHALLENGE
+from gateway.problems import BEARER_CHALLENGE, INVALID_TOKEN_CHALLENGE, RETRY_AFTER_SECONDS
 from gateway.resources import Resources
 
 # A JWT of ours is a few hundred bytes; refuse absurd ones before parsing them.
@@ -47,6 +54,48 @@ async def get_auth_client(resources: ResourcesDep) -> AuthClient:
 
 
 AuthClientDep = Annotated[AuthClient, Depends(get_auth_client)]
+
+
+async def get_clients(resources: ResourcesDep) -> Clients:
+    return resources.clients
+
+
+ClientsDep = Annotated[Clients, Depends(get_clients)]
+
+_C = TypeVar("_C")
+
+
+def running(client: _C | None, name: str) -> _C:
+    """The client, or 503 while its service is not part of the deployment yet."""
+    if client is None:
+        raise HTTPException(
+            503,
+            f"The {name} service is not available in this deployment.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return client
+
+
+async def get_communities_client(resources: ResourcesDep) -> CommunitiesClient:
+    return running(resources.clients.communities, "communities")
+
+
+async def get_posts_client(resources: ResourcesDep) -> PostsClient:
+    return running(resources.clients.posts, "posts")
+
+
+async def get_comments_client(resources: ResourcesDep) -> CommentsClient:
+    return running(resources.clients.comments, "comments")
+
+
+async def get_votes_client(resources: ResourcesDep) -> VotesClient:
+    return running(resources.clients.votes, "votes")
+
+
+CommunitiesClientDep = Annotated[CommunitiesClient, Depends(get_communities_client)]
+PostsClientDep = Annotated[PostsClient, Depends(get_posts_client)]
+CommentsClientDep = Annotated[CommentsClient, Depends(get_comments_client)]
+VotesClientDep = Annotated[VotesClient, Depends(get_votes_client)]
 
 
 def _unauthorized(detail: str, *, invalid_token: bool) -> HTTPException:

@@ -24,7 +24,7 @@ _REF_TEMPLATE = "#/components/schemas/{model}"
 
 # Why each status can happen, as shown in the docs.
 _DESCRIPTIONS: dict[int, str] = {
-    400: "The body is not valid JSON.",
+    400: "Malformed: the body is not valid JSON, or the cursor is not one this API issued.",
     401: "No, an invalid, expired or revoked access token, or bad credentials.",
     403: "The caller may not do this.",
     404: "Not found.",
@@ -54,15 +54,43 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+# Schema keys of a path parameter that accepts any string.
+_ANY_STRING_KEYS = frozenset({"type", "title", "description", "examples"})
+
+
+def _can_fail_validation(operation: dict[str, Any]) -> bool:
+    """Whether request validation can refuse a call: a body, or a parameter with rules.
+
+    FastAPI documents a 422 for every operation with parameters, but a path
+    parameter that takes any string cannot be invalid (routes answer 404 for
+    values that name nothing), so listing 422 there would be a lie.
+    """
+    if "requestBody" in operation:
+        return True
+    for parameter in operation.get("parameters", ()):
+        schema = parameter.get("schema", {})
+        if (
+            parameter.get("in") != "path"
+            or schema.get("type") != "string"
+            or set(schema) - _ANY_STRING_KEYS
+        ):
+            return True
+    return False
+
+
 def _replace_fastapi_validation_errors(document: dict[str, Any]) -> None:
-    """Turn FastAPI's automatic `HTTPValidationError` 422s into our problem 422."""
+    """Turn FastAPI's automatic `HTTPValidationError` 422s into our problem 422, and drop
+    them where validation cannot fail."""
     automatic = _REF_TEMPLATE.format(model="HTTPValidationError")
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             answer = operation.get("responses", {}).get("422", {})
             schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
             if schema.get("$ref") == automatic:
-                operation["responses"]["422"] = problem_responses(422)[422]
+                if _can_fail_validation(operation):
+                    operation["responses"]["422"] = problem_responses(422)[422]
+                else:
+                    del operation["responses"]["422"]
     schemas = document.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)

@@ -56,14 +56,30 @@ GRPC_TO_HTTP: Mapping[grpc.StatusCode, int] = {
     # Upstreams cancel in-flight calls when they shut down.
     grpc.StatusCode.CANCELLED: 503,
 }
+# INVALID_ARGUMENT about these fields alone is a malformed request (400), not
+# an invalid value (422): a cursor is a token the API handed out, so one that
+# comes back altered, forged or from another listing was tampered with
+# (API.md: "a tampered cursor is a 400"). Any other invalid field stays 422.
+MALFORMED_REQUEST_FIELDS = frozenset({"cursor"})
 RETRY_AFTER_SECONDS = 1
 _UNAVAILABLE_DETAIL = "A service this request needs is temporarily unavailable; retry shortly."
 _INTERNAL_DETAIL = "An unexpected error occurred. It has been logged; please report the request id."
 
 
-def http_status_for(code: grpc.StatusCode) -> int:
-    """The HTTP status for an upstream gRPC status code (500 for codes that mean a bug)."""
-    return GRPC_TO_HTTP.get(code, 500)
+def http_status_for(code: grpc.StatusCode, field_errors: Sequence[FieldError] = ()) -> int:
+    """The HTTP status for an upstream gRPC status code (500 for codes that mean a bug).
+
+    The one refinement of the table: INVALID_ARGUMENT whose field violations
+    all name MALFORMED_REQUEST_FIELDS is a 400.
+    """
+    status = GRPC_TO_HTTP.get(code, 500)
+    if (
+        status == 422
+        and field_errors
+        and all(error.field in MALFORMED_REQUEST_FIELDS for error in field_errors)
+    ):
+        return 400
+    return status
 
 
 def problem(
@@ -194,7 +210,7 @@ def status_problem(
     Client errors pass the service's message on (services write them for
     callers); server errors never do.
     """
-    status = http_status_for(code)
+    status = http_status_for(code, field_errors)
     headers: dict[str, str] = {}
     if status == 401:
         headers["WWW-Authenticate"] = BEARER_CHALLENGE

@@ -2,6 +2,15 @@
 
 from fastapi import APIRouter
 
-from gateway.routers import auth, health, users
+from gateway.routers import auth, comments, communities, health, posts, search, users, votes
 
-ROUTERS: tuple[APIRouter, ...] = (health.router, auth.router, users.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    auth.router,
+    users.router,
+    communities.router,
+    posts.router,
+    comments.router,
+    votes.router,
+    search.router,
+)

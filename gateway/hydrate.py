@@ -1,0 +1,144 @@
+"""Turning a page of protos into public JSON, with every cross-service lookup batched.
+
+Services answer ids: a post names its author and community by id, and nobody
+but the votes service knows the caller's votes. A page therefore needs
+usernames (auth BatchGetUsers), community names (communities
+BatchGetCommunities) and the caller's votes (votes GetMyVotes, one call per
+target type), never one call per item. The lookups are independent, so they
+run concurrently; a page costs one round trip more than the listing itself.
+Lookups that have nothing to ask (no ids, or an anonymous caller's votes)
+are not made at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
+
+from agora.comments.v1 import comments_pb2
+from agora.communities.v1 import communities_pb2
+from agora.posts.v1 import posts_pb2
+from agora.votes.v1 import votes_pb2
+
+from gateway.clients import Clients
+from gateway.concurrency import task_group
+from gateway.deps import running
+from gateway.schemas.comments import comment_payload, walk
+from gateway.schemas.communities import community_payload
+from gateway.schemas.posts import post_payload
+
+_V = TypeVar("_V")
+
+
+async def _my_votes(
+    clients: Clients, target_type: votes_pb2.TargetType.ValueType, ids: Sequence[str]
+) -> dict[str, int]:
+    return await running(clients.votes, "votes").my_votes(target_type, ids)
+
+
+async def _names(clients: Clients, community_ids: Sequence[str]) -> dict[str, str]:
+    return await running(clients.communities, "communities").names(community_ids)
+
+
+async def _maybe(
+    needed: bool, call: Callable[[], Coroutine[Any, Any, dict[str, _V]]]
+) -> dict[str, _V]:
+    """call() when there is something to ask, else {} without a request."""
+    return await call() if needed else {}
+
+
+async def post_payloads(
+    posts: Sequence[posts_pb2.Post],
+    clients: Clients,
+    *,
+    signed_in: bool,
+    community_names: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """`Post` objects for a page; community_names are names the caller already knows."""
+    if not posts:
+        return []
+    known = community_names or {}
+    author_ids = [post.author_id for post in posts if post.author_id]
+    unknown_communities = [p.community_id for p in posts if p.community_id not in known]
+    post_ids = [post.id for post in posts]
+    async with task_group() as group:
+        usernames = group.create_task(clients.auth.usernames(author_ids))
+        names = group.create_task(
+            _maybe(bool(unknown_communities), lambda: _names(clients, unknown_communities))
+        )
+        votes = group.create_task(
+            _maybe(signed_in, lambda: _my_votes(clients, votes_pb2.TARGET_TYPE_POST, post_ids))
+        )
+    all_names = {**known, **names.result()}
+    my_votes = votes.result() if signed_in else None
+    return [
+        post_payload(
+            post, usernames=usernames.result(), community_names=all_names, my_votes=my_votes
+        )
+        for post in posts
+    ]
+
+
+async def post_payload_one(
+    post: posts_pb2.Post,
+    clients: Clients,
+    *,
+    signed_in: bool,
+    community_names: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    (payload,) = await post_payloads(
+        [post], clients, signed_in=signed_in, community_names=community_names
+    )
+    return payload
+
+
+async def comment_payloads(
+    comments: Sequence[comments_pb2.Comment],
+    clients: Clients,
+    *,
+    signed_in: bool,
+    flat: bool = False,
+) -> list[dict[str, Any]]:
+    """`Comment` trees for a page: one batch of usernames and one of votes for every
+    comment of every tree, at any depth."""
+    if not comments:
+        return []
+    every = list(walk(comments))
+    author_ids = [comment.author_id for comment in every if comment.author_id]
+    comment_ids = [comment.id for comment in every]
+    async with task_group() as group:
+        usernames = group.create_task(clients.auth.usernames(author_ids))
+        votes = group.create_task(
+            _maybe(
+                signed_in,
+                lambda: _my_votes(clients, votes_pb2.TARGET_TYPE_COMMENT, comment_ids),
+            )
+        )
+    my_votes = votes.result() if signed_in else None
+    return [
+        comment_payload(comment, usernames=usernames.result(), my_votes=my_votes, flat=flat)
+        for comment in comments
+    ]
+
+
+async def comment_payload_one(
+    comment: comments_pb2.Comment, clients: Clients, *, signed_in: bool, flat: bool = False
+) -> dict[str, Any]:
+    (payload,) = await comment_payloads([comment], clients, signed_in=signed_in, flat=flat)
+    return payload
+
+
+async def community_payloads(
+    communities: Sequence[communities_pb2.Community], clients: Clients, *, signed_in: bool
+) -> list[dict[str, Any]]:
+    """`Community` objects for a page: every moderator of the page in one BatchGetUsers."""
+    moderator_ids = [m for community in communities for m in community.moderator_ids]
+    usernames = await clients.auth.usernames(moderator_ids)
+    return [community_payload(c, usernames, signed_in=signed_in) for c in communities]
+
+
+async def community_payload_one(
+    community: communities_pb2.Community, clients: Clients, *, signed_in: bool
+) -> dict[str, Any]:
+    (payload,) = await community_payloads([community], clients, signed_in=signed_in)
+    return payload
