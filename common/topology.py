@@ -31,6 +31,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("auth", grpc_port=50051, metrics_port=9101),
     ServiceSpec("communities", grpc_port=50052, metrics_port=9102),
     ServiceSpec("posts", grpc_port=50053, metrics_port=9103),
+    ServiceSpec("comments", grpc_port=50054, metrics_port=9104),
 )
 
 GATEWAY_PORT = 5000
