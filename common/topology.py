@@ -32,6 +32,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("communities", grpc_port=50052, metrics_port=9102),
     ServiceSpec("posts", grpc_port=50053, metrics_port=9103),
     ServiceSpec("comments", grpc_port=50054, metrics_port=9104),
+    ServiceSpec("votes", grpc_port=50055, metrics_port=9105),
 )
 
 GATEWAY_PORT = 5000

@@ -1,0 +1,112 @@
+"""What votes learns from other services: the target of a vote, and whether the voter is banned.
+
+Posts and comments own their targets, communities owns bans; votes asks them
+over gRPC (never their tables). `TargetDirectory` is the port the use cases
+depend on; `GrpcTargetDirectory` is its one production adapter, and tests can
+stand in a fake. Upstream failures become domain errors here: a missing target
+is NOT_FOUND, an upstream that is down or slow is UNAVAILABLE (retryable), and
+anything else is a bug that surfaces as INTERNAL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Protocol
+
+import grpc
+from agora.comments.v1 import comments_pb2
+from agora.communities.v1 import communities_pb2
+from agora.posts.v1 import posts_pb2
+
+from common.errors import NotFound, Unavailable
+from services.votes.domain import Target, TargetType
+
+if TYPE_CHECKING:
+    from agora.comments.v1.comments_pb2_grpc import CommentsServiceAsyncStub
+    from agora.communities.v1.communities_pb2_grpc import CommunitiesServiceAsyncStub
+    from agora.posts.v1.posts_pb2_grpc import PostsServiceAsyncStub
+
+# Codes that mean "the upstream cannot answer right now", never "the answer is no".
+_TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+# An id the upstream finds malformed names nothing, like an unknown one.
+_ABSENT = frozenset({grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT})
+
+
+class TargetDirectory(Protocol):
+    async def target(self, target_type: TargetType, target_id: uuid.UUID) -> Target:
+        """The target as its owner sees it now; NotFound when there is none."""
+        ...
+
+    async def is_banned(self, community_id: str, user_id: uuid.UUID) -> bool: ...
+
+
+def _translate(error: grpc.aio.AioRpcError, upstream: str, missing: str) -> Exception:
+    code = error.code()
+    if code in _ABSENT:
+        return NotFound(missing)
+    if code in _TRANSIENT:
+        return Unavailable(f"{upstream} is unavailable; try again")
+    return error
+
+
+class GrpcTargetDirectory:
+    def __init__(
+        self,
+        *,
+        posts: PostsServiceAsyncStub,
+        comments: CommentsServiceAsyncStub,
+        communities: CommunitiesServiceAsyncStub,
+    ) -> None:
+        self._posts = posts
+        self._comments = comments
+        self._communities = communities
+
+    async def target(self, target_type: TargetType, target_id: uuid.UUID) -> Target:
+        missing = f"{target_type.noun} not found"
+        try:
+            if target_type is TargetType.POST:
+                post = (await self._posts.GetPost(posts_pb2.GetPostRequest(id=str(target_id)))).post
+                return Target(
+                    type=target_type,
+                    id=target_id,
+                    community_id=post.community_id,
+                    author_id=post.author_id,
+                    deleted=post.deleted,
+                    removed=post.removed,
+                )
+            # max_depth 0: the comment alone, without its replies.
+            comment = (
+                await self._comments.GetComment(
+                    comments_pb2.GetCommentRequest(id=str(target_id), max_depth=0)
+                )
+            ).comment
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error, f"{target_type.noun}s", missing) from error
+        return Target(
+            type=target_type,
+            id=target_id,
+            community_id=comment.community_id,
+            author_id=comment.author_id,
+            deleted=comment.deleted,
+            removed=comment.removed,
+        )
+
+    async def is_banned(self, community_id: str, user_id: uuid.UUID) -> bool:
+        try:
+            permissions = await self._communities.GetPermissions(
+                communities_pb2.GetPermissionsRequest(
+                    community_id=community_id, user_id=str(user_id)
+                )
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error, "communities", "community not found") from error
+        if not permissions.community_exists:
+            raise NotFound("community not found")
+        return bool(permissions.is_banned)

@@ -1,0 +1,429 @@
+"""VotesService through real gRPC against the running stack.
+
+Users come from AuthService.Register, the community, posts and comments from
+their own services; the caller is the `x-agora-user-id` metadata the gateway
+would send. Tallies are checked in every answer, against GetTallies, and
+against a fresh recount of the votes table; vote_cast events are read back
+from this run's JetStream stream with a consumer of the test's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import nats
+import psycopg
+import pytest
+from agora.auth.v1 import auth_pb2, auth_pb2_grpc
+from agora.comments.v1 import comments_pb2, comments_pb2_grpc
+from agora.communities.v1 import communities_pb2, communities_pb2_grpc
+from agora.events.v1 import events_pb2
+from agora.posts.v1 import posts_pb2, posts_pb2_grpc
+from agora.votes.v1 import votes_pb2, votes_pb2_grpc
+from nats.js import api
+from nats.js.errors import NotFoundError
+
+from common.settings import CommonSettings, DatabaseSettings
+from tools.stack import Stack
+
+RUN = uuid.uuid4().hex[:8]
+POST = votes_pb2.TARGET_TYPE_POST
+COMMENT = votes_pb2.TARGET_TYPE_COMMENT
+VOTERS = 50
+
+
+def as_user(user_id: str) -> list[tuple[str, str]]:
+    return [("x-agora-user-id", user_id)]
+
+
+@dataclass
+class World:
+    stack: Stack
+    auth: Any
+    communities: Any
+    posts: Any
+    comments: Any
+    votes: Any
+    author: str
+    moderator: str
+    voters: list[str]
+    community_id: str
+    community_name: str
+
+    async def new_post(self, title: str = "a post", author: str | None = None) -> str:
+        answer = await self.posts.CreatePost(
+            posts_pb2.CreatePostRequest(community_id=self.community_id, title=title, body="body"),
+            metadata=as_user(author or self.author),
+        )
+        return str(answer.post.id)
+
+    async def vote(
+        self,
+        user_id: str,
+        target_id: str,
+        direction: int,
+        *,
+        target_type: votes_pb2.TargetType.ValueType = POST,
+        key: str = "",
+    ) -> votes_pb2.CastVoteResponse:
+        request = votes_pb2.CastVoteRequest(
+            target_type=target_type, target_id=target_id, direction=direction, idempotency_key=key
+        )
+        answer: votes_pb2.CastVoteResponse = await self.votes.CastVote(
+            request, metadata=as_user(user_id), timeout=15
+        )
+        return answer
+
+    async def tally(
+        self, target_id: str, target_type: votes_pb2.TargetType.ValueType = POST
+    ) -> tuple[int, int, int]:
+        answer = await self.votes.GetTallies(
+            votes_pb2.GetTalliesRequest(target_type=target_type, target_ids=[target_id])
+        )
+        (found,) = answer.tallies
+        assert found.target_id == target_id
+        return found.score, found.upvotes, found.downvotes
+
+
+def tally_of(answer: votes_pb2.CastVoteResponse) -> tuple[int, int, int]:
+    return answer.tally.score, answer.tally.upvotes, answer.tally.downvotes
+
+
+async def register(auth: Any, name: str) -> str:
+    answer = await auth.Register(
+        auth_pb2.RegisterRequest(
+            username=name, email=f"{name}@example.com", password="correct horse battery"
+        ),
+        timeout=60,
+    )
+    return str(answer.user.id)
+
+
+@pytest.fixture(scope="module")
+async def world(stack: Stack) -> AsyncIterator[World]:
+    channels = {
+        name: grpc.aio.insecure_channel(stack.address(name))
+        for name in ("auth", "communities", "posts", "comments", "votes")
+    }
+    try:
+        auth = auth_pb2_grpc.AuthServiceStub(channels["auth"])
+        # bcrypt makes each registration slow: all at once.
+        names = [f"vo{RUN}a", f"vo{RUN}m", *(f"vo{RUN}v{n}" for n in range(VOTERS))]
+        ids = await asyncio.gather(*(register(auth, name) for name in names))
+        author, moderator, voters = ids[0], ids[1], ids[2:]
+        communities = communities_pb2_grpc.CommunitiesServiceStub(channels["communities"])
+        community_name = f"votes_{RUN}"
+        created = await communities.CreateCommunity(
+            communities_pb2.CreateCommunityRequest(
+                name=community_name, title="Votes", description="where votes are tested"
+            ),
+            metadata=as_user(moderator),
+        )
+        yield World(
+            stack=stack,
+            auth=auth,
+            communities=communities,
+            posts=posts_pb2_grpc.PostsServiceStub(channels["posts"]),
+            comments=comments_pb2_grpc.CommentsServiceStub(channels["comments"]),
+            votes=votes_pb2_grpc.VotesServiceStub(channels["votes"]),
+            author=author,
+            moderator=moderator,
+            voters=voters,
+            community_id=created.community.id,
+            community_name=community_name,
+        )
+    finally:
+        for channel in channels.values():
+            await channel.close(None)
+
+
+async def recount(db_settings: DatabaseSettings, target_id: str) -> tuple[int, int]:
+    """Up and down votes on a target, counted afresh from the votes table."""
+    async with await psycopg.AsyncConnection.connect(
+        host=db_settings.host,
+        port=db_settings.port,
+        dbname=db_settings.name,
+        user="agora_votes",
+        autocommit=True,
+    ) as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) FILTER (WHERE direction = 1), count(*) FILTER (WHERE direction = -1)"
+            " FROM votes.votes WHERE target_id = %s",
+            (uuid.UUID(target_id),),
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+async def expect_code(code: grpc.StatusCode, call: Awaitable[object]) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call
+    assert error.value.code() == code, error.value.details()
+    return error.value
+
+
+async def test_up_down_change_and_withdraw_answer_the_exact_tally(world: World) -> None:
+    post = await world.new_post()
+    alice, bob = world.voters[0], world.voters[1]
+
+    up = await world.vote(alice, post, 1)
+    assert tally_of(up) == (1, 1, 0)
+    assert (up.my_vote, up.tally.target_id) == (1, post)
+
+    down = await world.vote(bob, post, -1)
+    assert tally_of(down) == (0, 1, 1)
+    assert down.my_vote == -1
+
+    # Alice changes up to down: the score moves by 2.
+    changed = await world.vote(alice, post, -1)
+    assert tally_of(changed) == (-2, 0, 2)
+    assert changed.tally.score - down.tally.score == -2
+
+    # Voting the same way again changes nothing.
+    again = await world.vote(alice, post, -1)
+    assert tally_of(again) == (-2, 0, 2)
+
+    withdrawn = await world.vote(bob, post, 0)
+    assert tally_of(withdrawn) == (-1, 0, 1)
+    assert withdrawn.my_vote == 0
+    # Withdrawing a vote one does not hold is a no-op with the current tally.
+    assert tally_of(await world.vote(bob, post, 0)) == (-1, 0, 1)
+
+    assert await world.tally(post) == (-1, 0, 1)
+
+
+async def test_comments_take_votes_too(world: World) -> None:
+    post = await world.new_post()
+    created = await world.comments.CreateComment(
+        comments_pb2.CreateCommentRequest(post_id=post, body="a comment"),
+        metadata=as_user(world.author),
+    )
+    comment = created.comment.id
+    answer = await world.vote(world.voters[2], comment, 1, target_type=COMMENT)
+    assert tally_of(answer) == (1, 1, 0)
+    assert await world.tally(comment, COMMENT) == (1, 1, 0)
+    # The comment's votes are not the post's.
+    assert await world.tally(post) == (0, 0, 0)
+
+
+async def test_fifty_concurrent_upvotes_are_all_counted(
+    world: World, db_settings: DatabaseSettings
+) -> None:
+    post = await world.new_post()
+    answers = await asyncio.gather(*(world.vote(voter, post, 1) for voter in world.voters))
+    # Each answer is the exact tally at its moment: 1..50, each once.
+    assert sorted(answer.tally.score for answer in answers) == list(range(1, VOTERS + 1))
+    assert await world.tally(post) == (VOTERS, VOTERS, 0)
+    assert await recount(db_settings, post) == (VOTERS, 0)
+
+
+async def test_fifty_concurrent_mixed_votes_are_exact(
+    world: World, db_settings: DatabaseSettings
+) -> None:
+    post = await world.new_post()
+    directions = [(1, -1, 1, 0)[n % 4] for n in range(VOTERS)]
+    answers = await asyncio.gather(
+        *(world.vote(voter, post, d) for voter, d in zip(world.voters, directions, strict=True))
+    )
+    up, down = directions.count(1), directions.count(-1)
+    assert await world.tally(post) == (up - down, up, down)
+    assert await recount(db_settings, post) == (up, down)
+    assert [answer.my_vote for answer in answers] == directions
+    # The answers of vote-changing requests are distinct tallies: no two saw the same count.
+    changing = [tally_of(a) for a, d in zip(answers, directions, strict=True) if d != 0]
+    assert len(set(changing)) == len(changing)
+
+
+async def test_one_user_voting_twenty_times_at_once_stays_consistent(
+    world: World, db_settings: DatabaseSettings
+) -> None:
+    post = await world.new_post()
+    voter = world.voters[3]
+    answers = await asyncio.gather(*(world.vote(voter, post, (1, -1)[n % 2]) for n in range(20)))
+    assert {answer.my_vote for answer in answers} == {1, -1}
+    up, down = await recount(db_settings, post)
+    assert up + down == 1
+    assert await world.tally(post) == (up - down, up, down)
+
+
+async def test_an_idempotent_replay_returns_the_first_answer_and_changes_nothing(
+    world: World, db_settings: DatabaseSettings
+) -> None:
+    post = await world.new_post()
+    voter, other = world.voters[4], world.voters[5]
+    key = f"vote-{uuid.uuid4()}"
+
+    first = await world.vote(voter, post, 1, key=key)
+    assert tally_of(first) == (1, 1, 0)
+    await world.vote(other, post, 1)
+    assert await world.tally(post) == (2, 2, 0)
+
+    replay = await world.vote(voter, post, 1, key=key)
+    assert replay == first
+    assert await world.tally(post) == (2, 2, 0)
+    assert await recount(db_settings, post) == (2, 0)
+
+
+async def test_concurrent_replays_apply_once(world: World, db_settings: DatabaseSettings) -> None:
+    post = await world.new_post()
+    voter = world.voters[6]
+    key = f"race-{uuid.uuid4()}"
+    answers = await asyncio.gather(*(world.vote(voter, post, -1, key=key) for _ in range(10)))
+    assert all(answer == answers[0] for answer in answers)
+    assert tally_of(answers[0]) == (-1, 0, 1)
+    assert await recount(db_settings, post) == (0, 1)
+
+
+async def test_reusing_a_key_for_another_vote_is_refused(world: World) -> None:
+    post, other_post = await world.new_post(), await world.new_post()
+    voter = world.voters[7]
+    key = f"reuse-{uuid.uuid4()}"
+    await world.vote(voter, post, 1, key=key)
+    await expect_code(grpc.StatusCode.FAILED_PRECONDITION, world.vote(voter, post, -1, key=key))
+    await expect_code(
+        grpc.StatusCode.FAILED_PRECONDITION, world.vote(voter, other_post, 1, key=key)
+    )
+    # Nothing of the refused requests happened.
+    assert await world.tally(post) == (1, 1, 0)
+    assert await world.tally(other_post) == (0, 0, 0)
+
+
+async def test_a_banned_user_cannot_vote(world: World) -> None:
+    post = await world.new_post()
+    banned = world.voters[8]
+    await world.communities.BanUser(
+        communities_pb2.BanUserRequest(name=world.community_name, user_id=banned, reason="spam"),
+        metadata=as_user(world.moderator),
+    )
+    await expect_code(grpc.StatusCode.PERMISSION_DENIED, world.vote(banned, post, 1))
+    assert await world.tally(post) == (0, 0, 0)
+
+
+async def test_missing_targets_are_not_found(world: World) -> None:
+    voter = world.voters[9]
+    for target_type, target_id in (
+        (POST, str(uuid.uuid4())),
+        (COMMENT, str(uuid.uuid4())),
+        (POST, "not-an-id"),
+    ):
+        await expect_code(
+            grpc.StatusCode.NOT_FOUND, world.vote(voter, target_id, 1, target_type=target_type)
+        )
+
+
+async def test_deleted_posts_and_own_posts_take_no_votes(world: World) -> None:
+    post = await world.new_post()
+    await expect_code(grpc.StatusCode.PERMISSION_DENIED, world.vote(world.author, post, 1))
+    await world.posts.DeletePost(
+        posts_pb2.DeletePostRequest(id=post), metadata=as_user(world.author)
+    )
+    await expect_code(grpc.StatusCode.FAILED_PRECONDITION, world.vote(world.voters[10], post, 1))
+
+
+async def test_bad_requests(world: World) -> None:
+    post = await world.new_post()
+    anonymous = votes_pb2.CastVoteRequest(target_type=POST, target_id=post, direction=1)
+    await expect_code(grpc.StatusCode.UNAUTHENTICATED, world.votes.CastVote(anonymous))
+    voter = world.voters[11]
+    await expect_code(grpc.StatusCode.INVALID_ARGUMENT, world.vote(voter, post, 2))
+    await expect_code(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        world.vote(voter, post, 1, target_type=votes_pb2.TARGET_TYPE_UNSPECIFIED),
+    )
+    await expect_code(grpc.StatusCode.INVALID_ARGUMENT, world.vote(voter, post, 1, key="k" * 256))
+    await expect_code(grpc.StatusCode.INVALID_ARGUMENT, world.vote(voter, post, 1, key="clé"))
+
+
+async def test_get_my_votes_for_a_page(world: World) -> None:
+    page = [await world.new_post(f"page {n}") for n in range(5)]
+    voter = world.voters[12]
+    await world.vote(voter, page[0], 1)
+    await world.vote(voter, page[2], -1)
+    await world.vote(voter, page[3], 1)
+    await world.vote(voter, page[3], 0)
+    request = votes_pb2.GetMyVotesRequest(
+        target_type=POST, target_ids=[*page, str(uuid.uuid4()), "not-an-id"]
+    )
+    mine = await world.votes.GetMyVotes(request, metadata=as_user(voter))
+    assert dict(mine.votes) == {page[0]: 1, page[2]: -1}
+    # Somebody else, and nobody, have no votes here.
+    theirs = await world.votes.GetMyVotes(request, metadata=as_user(world.voters[13]))
+    assert dict(theirs.votes) == {}
+    assert dict((await world.votes.GetMyVotes(request)).votes) == {}
+
+    tallies = await world.votes.GetTallies(
+        votes_pb2.GetTalliesRequest(target_type=POST, target_ids=page)
+    )
+    assert [(t.target_id, t.score) for t in tallies.tallies] == list(
+        zip(page, [1, 0, -1, 0, 0], strict=True)
+    )
+    too_many = votes_pb2.GetMyVotesRequest(
+        target_type=POST, target_ids=[str(uuid.uuid4()) for _ in range(101)]
+    )
+    await expect_code(
+        grpc.StatusCode.INVALID_ARGUMENT, world.votes.GetMyVotes(too_many, metadata=as_user(voter))
+    )
+
+
+async def read_vote_events(
+    stack: Stack, target_id: str, *, until: Callable[[list[events_pb2.Event]], bool]
+) -> list[events_pb2.Event]:
+    """This target's vote_cast events in stream order, read by a consumer of the test's own."""
+    subject = stack.env["AGORA_NATS_SUBJECT_PREFIX"] + "votes.vote.cast.v1"
+    client = await nats.connect(CommonSettings().nats_url.get_secret_value())
+    found: list[events_pb2.Event] = []
+    try:
+        js = client.jetstream()
+        subscription = await js.pull_subscribe(
+            subject,
+            stream=stack.env["AGORA_NATS_STREAM"],
+            config=api.ConsumerConfig(
+                ack_policy=api.AckPolicy.NONE, deliver_policy=api.DeliverPolicy.ALL
+            ),
+        )
+        deadline = asyncio.get_running_loop().time() + 20
+        while not until(found):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"only {len(found)} vote_cast events arrived for {target_id}")
+            try:
+                messages = await subscription.fetch(200, timeout=1)
+            except (TimeoutError, NotFoundError):
+                continue
+            for message in messages:
+                event = events_pb2.Event.FromString(message.data)
+                if event.vote_cast.target_id == target_id:
+                    found.append(event)
+        await subscription.unsubscribe()
+    finally:
+        await client.close()
+    return found
+
+
+async def test_vote_cast_events_carry_the_tally_and_increasing_versions(world: World) -> None:
+    post = await world.new_post()
+    voters = world.voters[20:40]
+    await asyncio.gather(*(world.vote(voter, post, 1) for voter in voters))
+    changer = voters[0]
+    await world.vote(changer, post, -1)
+    # A repeated vote changes nothing and publishes nothing.
+    await world.vote(changer, post, -1)
+    expected = len(voters) + 1
+
+    events = await read_vote_events(world.stack, post, until=lambda found: len(found) >= expected)
+    cast = [event.vote_cast for event in events]
+    assert [c.tally_version for c in cast] == list(range(1, expected + 1))
+    assert sorted(c.score for c in cast[:-1]) == list(range(1, len(voters) + 1))
+    last = cast[-1]
+    assert (last.score, last.upvotes, last.downvotes) == (len(voters) - 2, len(voters) - 1, 1)
+    assert (last.voter_id, last.previous_direction, last.direction) == (changer, 1, -1)
+    assert {c.target_author_id for c in cast} == {world.author}
+    assert {c.community_id for c in cast} == {world.community_id}
+    assert {c.target_type for c in cast} == {events_pb2.VOTE_TARGET_TYPE_POST}
+    assert {(e.producer, e.actor_id == e.vote_cast.voter_id) for e in events} == {("votes", True)}
+    assert len({e.id for e in events}) == expected
