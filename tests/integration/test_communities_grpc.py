@@ -739,8 +739,9 @@ async def test_search_ranks_best_match_first_and_pages(clients: Clients) -> None
 async def test_search_understands_web_search_syntax(clients: Clients) -> None:
     owner = await register(clients)
     word = f"zq{uuid.uuid4().hex[:8]}"
-    cats = await create(clients, owner, title=f"{word} cats")
-    dogs = await create(clients, owner, title=f"{word} dogs")
+    # Names start with "n": a random name starting "ca" would rightly match `ca`.
+    cats = await create(clients, owner, unique_name("n"), title=f"{word} cats")
+    dogs = await create(clients, owner, unique_name("n"), title=f"{word} dogs")
 
     async def found(query: str) -> set[str]:
         return {c.id for c in (await search(clients, query)).communities}
