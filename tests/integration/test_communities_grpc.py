@@ -23,18 +23,13 @@ from agora.auth.v1 import auth_pb2, auth_pb2_grpc
 from agora.communities.v1 import communities_pb2 as pb
 from agora.communities.v1 import communities_pb2_grpc
 from agora.events.v1 import events_pb2
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from sqlalchemy import create_engine
 from sqlalchemy.dialects import postgresql
 
-from common.db import database_url
 from common.events import new_event
 from common.settings import CommonSettings, DatabaseSettings
-from services.communities.models import metadata
 from services.communities.repository import permissions_statement
 from tools.stack import Stack
 
@@ -858,31 +853,6 @@ async def test_changes_are_published_as_events(stack: Stack, clients: Clients) -
 
 
 # Schema
-
-
-def test_the_migration_matches_the_models(db_settings: DatabaseSettings, stack: Stack) -> None:
-    """Alembic sees no difference between the migrated schema and models.py."""
-    url = database_url(db_settings, role="agora_communities")
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            context = MigrationContext.configure(
-                connection,
-                opts={
-                    "include_schemas": True,
-                    "include_name": lambda name, type_, _parent: (
-                        name == "communities" if type_ == "schema" else True
-                    ),
-                    # Alembic's own bookkeeping is no model of ours.
-                    "include_object": lambda _obj, name, type_, _reflected, _to: (
-                        not (type_ == "table" and name == "alembic_version")
-                    ),
-                    "compare_type": True,
-                },
-            )
-            assert compare_metadata(context, metadata) == []
-    finally:
-        engine.dispose()
 
 
 def test_get_permissions_is_one_query_over_primary_keys(

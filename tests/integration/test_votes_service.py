@@ -19,8 +19,6 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from agora.events.v1 import events_pb2
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from common import migrations
 from common.db import Database
@@ -130,29 +128,6 @@ async def _events(db: Database, target_id: uuid.UUID) -> list[events_pb2.VoteCas
         payloads = await session.scalars(sa.select(models.outbox.c.payload).order_by("id"))
         found = [events_pb2.Event.FromString(payload).vote_cast for payload in payloads]
     return [event for event in found if event.target_id == str(target_id)]
-
-
-async def test_the_migration_matches_the_models(db: Database) -> None:
-    def differences(connection: sa.Connection) -> list[object]:
-        context = MigrationContext.configure(
-            connection,
-            opts={
-                "include_schemas": True,
-                "include_name": lambda name, type_, _parent: (
-                    name == "votes" if type_ == "schema" else True
-                ),
-                "compare_type": True,
-                "compare_server_default": True,
-            },
-        )
-        return [
-            diff
-            for diff in compare_metadata(context, models.metadata)
-            if not (diff[0] == "remove_table" and diff[1].name == "alembic_version")
-        ]
-
-    async with db.engine.connect() as connection:
-        assert await connection.run_sync(differences) == []
 
 
 async def test_votes_move_the_tally_and_answer_it_exactly(

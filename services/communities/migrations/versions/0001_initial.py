@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
+from common.migration_ops import create_event_tables_v1, drop_event_tables_v1
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -125,43 +127,11 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     )
 
-    # Exactly common.outbox.outbox_table and common.consumer.processed_events_table.
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("subject", sa.Text(), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_outbox"),
-        schema=SCHEMA,
-    )
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["id"],
-        postgresql_where=sa.text("published_at IS NULL"),
-        schema=SCHEMA,
-    )
-    op.create_table(
-        "processed_events",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column(
-            "processed_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.func.now(),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
-        schema=SCHEMA,
-    )
+    create_event_tables_v1(SCHEMA)
 
 
 def downgrade() -> None:
-    for table in ("processed_events", "outbox", "bans", "moderators", "memberships"):
+    drop_event_tables_v1(SCHEMA)
+    for table in ("bans", "moderators", "memberships"):
         op.drop_table(table, schema=SCHEMA)
     op.drop_table("communities", schema=SCHEMA)

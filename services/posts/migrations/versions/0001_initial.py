@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from common.migration_ops import create_event_tables_v1, drop_event_tables_v1
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -86,50 +88,9 @@ def upgrade() -> None:
         postgresql_where=sa.text(LISTED),
     )
 
-    # common.outbox.outbox_table, column for column.
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("subject", sa.Text(), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column(
-            "headers",
-            postgresql.JSONB(),
-            server_default=sa.text("'{}'::jsonb"),
-            nullable=False,
-        ),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_outbox"),
-        schema=SCHEMA,
-    )
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["id"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-
-    # common.consumer.processed_events_table, column for column.
-    op.create_table(
-        "processed_events",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column(
-            "processed_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.func.now(),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
-        schema=SCHEMA,
-    )
+    create_event_tables_v1(SCHEMA)
 
 
 def downgrade() -> None:
-    op.drop_table("processed_events", schema=SCHEMA)
-    op.drop_table("outbox", schema=SCHEMA)
+    drop_event_tables_v1(SCHEMA)
     op.drop_table("posts", schema=SCHEMA)

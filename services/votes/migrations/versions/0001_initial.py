@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from common.migration_ops import create_event_tables_v1, drop_event_tables_v1
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -83,52 +84,11 @@ def upgrade() -> None:
         "ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"], schema=SCHEMA
     )
 
-    # Exactly common.outbox.outbox_table.
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("subject", sa.Text(), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column(
-            "headers",
-            postgresql.JSONB(astext_type=sa.Text()),
-            server_default=sa.text("'{}'::jsonb"),
-            nullable=False,
-        ),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_outbox"),
-        schema=SCHEMA,
-    )
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["id"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-
-    # Exactly common.consumer.processed_events_table.
-    op.create_table(
-        "processed_events",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column(
-            "processed_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.func.now(),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
-        schema=SCHEMA,
-    )
+    create_event_tables_v1(SCHEMA)
 
 
 def downgrade() -> None:
-    op.drop_table("processed_events", schema=SCHEMA)
-    op.drop_table("outbox", schema=SCHEMA)
+    drop_event_tables_v1(SCHEMA)
     op.drop_table("idempotency_keys", schema=SCHEMA)
     op.drop_table("tallies", schema=SCHEMA)
     op.drop_table("votes", schema=SCHEMA)
