@@ -10,6 +10,7 @@ UNAVAILABLE, with exponential backoff and jitter.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,10 +19,24 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
 from common.context import REQUEST_ID_KEY, USER_ID_KEY, caller_id_var, request_id_var
+from common.errors import DomainError, NotFound, Unavailable
 from common.metrics import GRPC_CLIENT_HANDLED, GRPC_CLIENT_SECONDS, split_method
 
 DEFAULT_DEADLINE_SECONDS = 5.0
+
+# An upstream answering these about an id we passed means: there is no such thing.
+_ABSENT = frozenset({grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT})
+# These mean the upstream is down, overloaded or too slow: try again later.
+_TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
 _READ_PREFIXES = ("Get", "BatchGet", "List", "Search")
+log = logging.getLogger("agora.grpc.client")
 
 
 def retry_service_config(services: list[ServiceDescriptor]) -> str:
@@ -111,3 +126,22 @@ def open_channel(
         options=options,
         interceptors=[_ContextInterceptor(default_deadline)],  # type: ignore[list-item]
     )
+
+
+def upstream_error(
+    error: grpc.aio.AioRpcError, upstream: str, *, not_found: str
+) -> DomainError | grpc.aio.AioRpcError:
+    """What a service raises when a call to another service failed.
+
+    Absent → NotFound(not_found); down or slow → Unavailable (503 at the
+    gateway, never an INTERNAL for somebody else's outage); anything else is
+    a bug upstream and is returned as it is, to surface as one. Use as
+    `raise upstream_error(error, "posts", not_found="post not found") from error`.
+    """
+    code = error.code()
+    if code in _ABSENT:
+        return NotFound(not_found)
+    log.warning("%s call failed", upstream, extra={"grpc_code": code.name, "upstream": upstream})
+    if code in _TRANSIENT:
+        return Unavailable(f"{upstream} is unavailable; try again shortly")
+    return error

@@ -2,9 +2,8 @@
 
 One channel per upstream for the life of the process (common.grpc_client adds
 deadlines, read retries on UNAVAILABLE and passes the caller along). Their
-failures become domain errors here, so a servicer never answers INTERNAL for
-somebody else's outage: NOT_FOUND stays NOT_FOUND (the post is gone), anything
-else is UNAVAILABLE, which the gateway answers as 503.
+failures become domain errors through common.grpc_client.upstream_error, so a
+servicer never answers INTERNAL for somebody else's outage.
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ import grpc
 from agora.communities.v1 import communities_pb2, communities_pb2_grpc
 from agora.posts.v1 import posts_pb2, posts_pb2_grpc
 
-from common.errors import DomainError, NotFound, Unavailable
+from common.errors import Unavailable
+from common.grpc_client import upstream_error
 from common.ids import parse_uuid
 
 log = logging.getLogger("agora.comments.upstream")
@@ -51,15 +51,6 @@ class Upstream(Protocol):
     async def permissions(self, community_id: uuid.UUID, user_id: str) -> Permissions: ...
 
 
-def translate(error: grpc.aio.AioRpcError, service: str, *, not_found: str) -> DomainError:
-    """The domain error for an upstream call's failure."""
-    code = error.code()
-    if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-        return NotFound(not_found)
-    log.warning("%s call failed", service, extra={"grpc_code": code.name, "upstream": service})
-    return Unavailable(f"{service} is unavailable, try again shortly")
-
-
 class GrpcUpstream:
     def __init__(
         self, posts: grpc.aio.Channel, communities: grpc.aio.Channel, *, deadline: float
@@ -74,7 +65,7 @@ class GrpcUpstream:
                 posts_pb2.GetPostRequest(id=str(post_id)), timeout=self._deadline
             )
         except grpc.aio.AioRpcError as error:
-            raise translate(error, "posts", not_found="post not found") from None
+            raise upstream_error(error, "posts", not_found="post not found") from error
         post = answer.post
         community_id = parse_uuid(post.community_id)
         if community_id is None:
@@ -97,7 +88,7 @@ class GrpcUpstream:
                 timeout=self._deadline,
             )
         except grpc.aio.AioRpcError as error:
-            raise translate(error, "communities", not_found="community not found") from None
+            raise upstream_error(error, "communities", not_found="community not found") from error
         return Permissions(
             community_exists=answer.community_exists,
             is_member=answer.is_member,

@@ -9,7 +9,7 @@ from typing import Protocol
 import grpc
 from agora.auth.v1 import auth_pb2, auth_pb2_grpc
 
-from common.errors import Unavailable
+from common.grpc_client import upstream_error
 
 log = logging.getLogger("agora.communities")
 
@@ -30,6 +30,5 @@ class AuthUserDirectory:
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return False
-            log.warning("auth GetUser failed", extra={"grpc_code": error.code().name})
-            raise Unavailable("cannot check the user right now; try again") from error
+            raise upstream_error(error, "auth", not_found="user not found") from error
         return True

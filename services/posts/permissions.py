@@ -15,17 +15,9 @@ from typing import Protocol
 import grpc
 from agora.communities.v1 import communities_pb2, communities_pb2_grpc
 
-from common.errors import NotFound, Unavailable
+from common.grpc_client import upstream_error
 
 COMMUNITY_NOT_FOUND = "community not found"
-_TRANSIENT = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.CANCELLED,
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +46,7 @@ class CommunitiesPermissions:
         try:
             answer = await self._stub.GetPermissions(request, timeout=self._deadline)
         except grpc.aio.AioRpcError as error:
-            code = error.code()
-            if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                raise NotFound(COMMUNITY_NOT_FOUND) from None
-            if code in _TRANSIENT:
-                raise Unavailable("communities cannot be reached; try again shortly") from None
-            # Anything else is a bug upstream: let it surface as one (logged, INTERNAL).
-            raise
+            raise upstream_error(error, "communities", not_found=COMMUNITY_NOT_FOUND) from error
         return Permissions(
             community_exists=answer.community_exists,
             is_member=answer.is_member,

@@ -18,25 +18,14 @@ from agora.comments.v1 import comments_pb2
 from agora.communities.v1 import communities_pb2
 from agora.posts.v1 import posts_pb2
 
-from common.errors import NotFound, Unavailable
+from common.errors import NotFound
+from common.grpc_client import upstream_error
 from services.votes.domain import Target, TargetType
 
 if TYPE_CHECKING:
     from agora.comments.v1.comments_pb2_grpc import CommentsServiceAsyncStub
     from agora.communities.v1.communities_pb2_grpc import CommunitiesServiceAsyncStub
     from agora.posts.v1.posts_pb2_grpc import PostsServiceAsyncStub
-
-# Codes that mean "the upstream cannot answer right now", never "the answer is no".
-_TRANSIENT = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
-)
-# An id the upstream finds malformed names nothing, like an unknown one.
-_ABSENT = frozenset({grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT})
 
 
 class TargetDirectory(Protocol):
@@ -45,15 +34,6 @@ class TargetDirectory(Protocol):
         ...
 
     async def is_banned(self, community_id: str, user_id: uuid.UUID) -> bool: ...
-
-
-def _translate(error: grpc.aio.AioRpcError, upstream: str, missing: str) -> Exception:
-    code = error.code()
-    if code in _ABSENT:
-        return NotFound(missing)
-    if code in _TRANSIENT:
-        return Unavailable(f"{upstream} is unavailable; try again")
-    return error
 
 
 class GrpcTargetDirectory:
@@ -88,7 +68,7 @@ class GrpcTargetDirectory:
                 )
             ).comment
         except grpc.aio.AioRpcError as error:
-            raise _translate(error, f"{target_type.noun}s", missing) from error
+            raise upstream_error(error, f"{target_type.noun}s", not_found=missing) from error
         return Target(
             type=target_type,
             id=target_id,
@@ -106,7 +86,7 @@ class GrpcTargetDirectory:
                 )
             )
         except grpc.aio.AioRpcError as error:
-            raise _translate(error, "communities", "community not found") from error
+            raise upstream_error(error, "communities", not_found="community not found") from error
         if not permissions.community_exists:
             raise NotFound("community not found")
         return bool(permissions.is_banned)
