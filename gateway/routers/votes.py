@@ -12,12 +12,13 @@ from typing import Annotated
 from agora.votes.v1 import votes_pb2
 from fastapi import APIRouter, Header, Response
 
+from common.contract import IDEMPOTENCY_KEY_PATTERN
 from gateway.clients import VotesClient
 from gateway.deps import JSON_BODY, CurrentUser, VotesClientDep
 from gateway.openapi import BODY_STATUSES, problem_responses
 from gateway.params import CommentIdParam, PostIdParam, resource_id
 from gateway.responses import JSONBytesResponse
-from gateway.schemas.votes import IDEMPOTENCY_KEY_PATTERN, VoteRequest, VoteResult, vote_payload
+from gateway.schemas.votes import VoteRequest, VoteResult, vote_payload
 
 router = APIRouter(prefix="/api/v1", tags=["votes"])
 

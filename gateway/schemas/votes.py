@@ -9,10 +9,6 @@ from pydantic import Field, Strict
 
 from gateway.schemas.base import RequestModel, ResponseModel
 
-# Stripe's rule, which the votes service applies too: 1-255 printable ASCII.
-IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]{1,255}$"
-
-
 # A JSON integer only: Literal[-1, 0, 1] would let `true` and `1.0` through as 1.
 Direction = Annotated[int, Strict(), Field(ge=-1, le=1, json_schema_extra={"enum": [-1, 0, 1]})]
 

@@ -47,10 +47,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from common.contract import IDEMPOTENCY_KEY_MAX
 from common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from common.ids import parse_uuid
 
-IDEMPOTENCY_KEY_MAX = 255
 BATCH_MAX = 100
 DIRECTIONS = (-1, 0, 1)
 _PRINTABLE_ASCII = frozenset(chr(code) for code in range(0x20, 0x7F))

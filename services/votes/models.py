@@ -30,9 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.consumer import processed_events_table
+from common.contract import IDEMPOTENCY_KEY_MAX
 from common.db import schema_metadata
 from common.outbox import outbox_table
-from services.votes.domain import IDEMPOTENCY_KEY_MAX
 
 metadata = schema_metadata("votes")
 
