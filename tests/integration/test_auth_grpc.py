@@ -18,14 +18,13 @@ import pytest
 import redis.asyncio as aioredis
 from agora.auth.v1 import auth_pb2, auth_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2, status_pb2
 
-from common.context import USER_ID_KEY
 from common.grpc_client import open_channel
 from common.ids import uuid7
 from common.settings import CommonSettings, DatabaseSettings
 from common.tokens import AccessClaims, AccessTokenVerifier
 from services.auth.domain import refresh_token_digest
+from tests.integration.grpc_support import as_user, violated_fields
 from tools.stack import Stack
 
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
@@ -71,11 +70,6 @@ def new_username() -> str:
     return f"u{uuid.uuid4().hex[:12]}"
 
 
-def as_user(user_id: str) -> tuple[tuple[str, str], ...]:
-    """The identity metadata the gateway attaches after verifying an access token."""
-    return ((USER_ID_KEY, user_id),)
-
-
 async def register(auth: Any, username: str | None = None, email: str | None = None) -> Account:
     username = username or new_username()
     email = email or f"{username}@example.com"
@@ -95,18 +89,6 @@ async def rpc_error(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await call
     return error.value
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    """The google.rpc.BadRequest field violations carried in the status details."""
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                bad_request = error_details_pb2.BadRequest()
-                if detail.Unpack(bad_request):
-                    return {v.field: v.description for v in bad_request.field_violations}
-    return {}
 
 
 async def refresh(auth: Any, token: str) -> Any:
@@ -190,14 +172,14 @@ async def test_taken_and_look_alike_usernames_conflict(auth: Any, taken: str, at
         register(auth, username=attempt.format(tag=tag), email=f"{tag}.other@example.com")
     )
     assert error.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert set(field_violations(error)) == {"username"}
+    assert set(violated_fields(error)) == {"username"}
 
 
 async def test_emails_conflict_case_insensitively(auth: Any) -> None:
     first = await register(auth)
     error = await rpc_error(register(auth, email=first.email.upper()))
     assert error.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert set(field_violations(error)) == {"email"}
+    assert set(violated_fields(error)) == {"email"}
 
 
 async def test_concurrent_registrations_of_one_name_have_exactly_one_winner(auth: Any) -> None:
@@ -213,7 +195,7 @@ async def test_concurrent_registrations_of_one_name_have_exactly_one_winner(auth
     assert len(losers) == len(names) - 1
     for error in losers:
         assert error.code() == grpc.StatusCode.ALREADY_EXISTS
-        assert set(field_violations(error)) == {"username"}
+        assert set(violated_fields(error)) == {"username"}
 
 
 async def test_concurrent_registrations_of_one_email_have_exactly_one_winner(auth: Any) -> None:
@@ -225,7 +207,7 @@ async def test_concurrent_registrations_of_one_email_have_exactly_one_winner(aut
     assert sum(isinstance(r, Account) for r in results) == 1
     for error in (r for r in results if isinstance(r, grpc.aio.AioRpcError)):
         assert error.code() == grpc.StatusCode.ALREADY_EXISTS
-        assert set(field_violations(error)) == {"email"}
+        assert set(violated_fields(error)) == {"email"}
 
 
 @pytest.mark.parametrize(
@@ -252,7 +234,7 @@ async def test_bad_registrations_name_the_field(
     request.update(overrides)
     error = await rpc_error(auth.Register(auth_pb2.RegisterRequest(**request)))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(error)) == {field}
+    assert set(violated_fields(error)) == {field}
 
 
 async def test_every_bad_field_is_reported_at_once(auth: Any) -> None:
@@ -260,7 +242,7 @@ async def test_every_bad_field_is_reported_at_once(auth: Any) -> None:
         auth.Register(auth_pb2.RegisterRequest(username="a", email="b", password="c"))
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(error)) == {"username", "email", "password"}
+    assert set(violated_fields(error)) == {"username", "email", "password"}
 
 
 @pytest.mark.parametrize(
@@ -276,7 +258,7 @@ async def test_bad_logins_name_the_field(
 ) -> None:
     error = await rpc_error(auth.Login(request_))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(error)) == {field}
+    assert set(violated_fields(error)) == {field}
 
 
 # Refresh
@@ -381,7 +363,7 @@ async def test_unknown_refresh_tokens_are_unauthenticated(auth: Any, token: str)
 async def test_an_empty_refresh_token_is_invalid(auth: Any) -> None:
     error = await rpc_error(refresh(auth, ""))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(error)) == {"refresh_token"}
+    assert set(violated_fields(error)) == {"refresh_token"}
 
 
 # Logout
@@ -458,7 +440,7 @@ async def test_logout_with_a_malformed_session_id_is_invalid(auth: Any) -> None:
         )
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(error)) == {"session_id"}
+    assert set(violated_fields(error)) == {"session_id"}
 
 
 # Users
@@ -519,7 +501,7 @@ async def test_batch_get_users_is_capped_at_100_per_list(auth: Any) -> None:
         auth.BatchGetUsers(auth_pb2.BatchGetUsersRequest(usernames=["someone"] * 101))
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(error)) == {"usernames"}
+    assert set(violated_fields(error)) == {"usernames"}
 
 
 async def test_jwks_is_a_key_set_of_public_ed25519_keys(auth: Any) -> None:

@@ -17,7 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import nats
@@ -27,17 +27,15 @@ from agora.comments.v1 import comments_pb2, comments_pb2_grpc
 from agora.communities.v1 import communities_pb2, communities_pb2_grpc
 from agora.events.v1 import events_pb2
 from agora.posts.v1 import posts_pb2, posts_pb2_grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from nats.js import JetStreamContext, api
 
 from common import ranking
 from common.events import SUBJECTS, new_event
 from common.settings import CommonSettings
+from tests.integration.grpc_support import as_user, eventually, refused, violated_fields
 from tools.stack import Stack
 
 PASSWORD = "correct horse battery"
-T = TypeVar("T")
 
 BEST, TOP, NEW, CONTROVERSIAL = (
     comments_pb2.COMMENT_SORT_BEST,
@@ -48,38 +46,6 @@ BEST, TOP, NEW, CONTROVERSIAL = (
 SORTS = [BEST, TOP, NEW, CONTROVERSIAL]
 REMOVE = comments_pb2.COMMENT_MODERATION_ACTION_REMOVE
 RESTORE = comments_pb2.COMMENT_MODERATION_ACTION_RESTORE
-
-
-def caller(user_id: str) -> list[tuple[str, str]]:
-    return [("x-agora-user-id", user_id)]
-
-
-def violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    fields: list[str] = []
-    for detail in status.details if status else ():
-        bad_request = error_details_pb2.BadRequest()
-        if detail.Unpack(bad_request):
-            fields += [v.field for v in bad_request.field_violations]
-    return fields
-
-
-async def refused(code: grpc.StatusCode, call: Awaitable[Any]) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await call
-    assert error.value.code() == code, error.value.details()
-    return error.value
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 15.0) -> T:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def walk(comments: Iterable[comments_pb2.Comment]) -> Iterator[comments_pb2.Comment]:
@@ -135,7 +101,7 @@ class Agora:
         name = f"k_{uuid.uuid4().hex[:12]}"
         answer = await self.communities.CreateCommunity(
             communities_pb2.CreateCommunityRequest(name=name, title=name, description="tests"),
-            metadata=caller(owner),
+            metadata=as_user(owner),
             timeout=5,
         )
         return answer.community
@@ -143,7 +109,7 @@ class Agora:
     async def post(self, user: str, community_id: str) -> posts_pb2.Post:
         answer = await self.posts.CreatePost(
             posts_pb2.CreatePostRequest(community_id=community_id, title="A post", body="text"),
-            metadata=caller(user),
+            metadata=as_user(user),
             timeout=5,
         )
         return answer.post
@@ -151,7 +117,7 @@ class Agora:
     async def moderate_post(self, user: str, post_id: str, action: int) -> None:
         await self.posts.ModeratePost(
             posts_pb2.ModeratePostRequest(id=post_id, action=action),  # type: ignore[arg-type]
-            metadata=caller(user),
+            metadata=as_user(user),
             timeout=5,
         )
 
@@ -160,7 +126,7 @@ class Agora:
     ) -> comments_pb2.Comment:
         answer = await self.comments.CreateComment(
             comments_pb2.CreateCommentRequest(post_id=post_id, parent_id=parent_id, body=body),
-            metadata=caller(user),
+            metadata=as_user(user),
             timeout=10,
         )
         return answer.comment
@@ -357,7 +323,7 @@ async def test_locked_removed_and_deleted_posts_take_no_comments(
 
     deleted = await fresh_post(agora, world)
     await agora.posts.DeletePost(
-        posts_pb2.DeletePostRequest(id=deleted), metadata=caller(world.author), timeout=5
+        posts_pb2.DeletePostRequest(id=deleted), metadata=as_user(world.author), timeout=5
     )
     await refused(grpc.StatusCode.PERMISSION_DENIED, agora.comment(world.other, deleted))
 
@@ -370,7 +336,7 @@ async def test_banned_users_cannot_comment_or_edit_but_can_delete(
     earlier = await agora.comment(troll, post_id, "before the ban")
     await agora.communities.BanUser(
         communities_pb2.BanUserRequest(name=world.community.name, user_id=troll, reason="spam"),
-        metadata=caller(world.moderator),
+        metadata=as_user(world.moderator),
         timeout=5,
     )
     await refused(grpc.StatusCode.PERMISSION_DENIED, agora.comment(troll, post_id, "after"))
@@ -381,12 +347,12 @@ async def test_banned_users_cannot_comment_or_edit_but_can_delete(
         grpc.StatusCode.PERMISSION_DENIED,
         agora.comments.UpdateComment(
             comments_pb2.UpdateCommentRequest(id=earlier.id, body="edited"),
-            metadata=caller(troll),
+            metadata=as_user(troll),
             timeout=5,
         ),
     )
     await agora.comments.DeleteComment(
-        comments_pb2.DeleteCommentRequest(id=earlier.id), metadata=caller(troll), timeout=5
+        comments_pb2.DeleteCommentRequest(id=earlier.id), metadata=as_user(troll), timeout=5
     )
     assert (await agora.get(earlier.id)).deleted
 
@@ -400,13 +366,13 @@ async def test_only_the_author_edits_and_deletes(agora: Agora, world: World) -> 
     def update(user: str, body: str) -> Awaitable[comments_pb2.UpdateCommentResponse]:
         return agora.comments.UpdateComment(
             comments_pb2.UpdateCommentRequest(id=comment.id, body=body),
-            metadata=caller(user),
+            metadata=as_user(user),
             timeout=5,
         )
 
     def delete(user: str) -> Awaitable[comments_pb2.DeleteCommentResponse]:
         return agora.comments.DeleteComment(
-            comments_pb2.DeleteCommentRequest(id=comment.id), metadata=caller(user), timeout=5
+            comments_pb2.DeleteCommentRequest(id=comment.id), metadata=as_user(user), timeout=5
         )
 
     for user in (world.other, world.moderator):
@@ -448,7 +414,7 @@ async def test_moderators_remove_and_restore(agora: Agora, world: World) -> None
                 action=action,  # type: ignore[arg-type]
                 reason=reason,
             ),
-            metadata=caller(user),
+            metadata=as_user(user),
             timeout=5,
         )
 
@@ -474,7 +440,7 @@ async def test_moderators_remove_and_restore(agora: Agora, world: World) -> None
         grpc.StatusCode.FAILED_PRECONDITION,
         agora.comments.UpdateComment(
             comments_pb2.UpdateCommentRequest(id=comment.id, body="sorry"),
-            metadata=caller(world.author),
+            metadata=as_user(world.author),
             timeout=5,
         ),
     )
@@ -722,11 +688,11 @@ async def test_search_finds_visible_comments_best_match_first(agora: Agora, worl
     gone = await agora.comment(world.author, post_id, f"deleted {word}")
     hidden = await agora.comment(world.other, post_id, f"removed {word}")
     await agora.comments.DeleteComment(
-        comments_pb2.DeleteCommentRequest(id=gone.id), metadata=caller(world.author), timeout=5
+        comments_pb2.DeleteCommentRequest(id=gone.id), metadata=as_user(world.author), timeout=5
     )
     await agora.comments.ModerateComment(
         comments_pb2.ModerateCommentRequest(id=hidden.id, action=REMOVE),
-        metadata=caller(world.moderator),
+        metadata=as_user(world.moderator),
         timeout=5,
     )
 
@@ -801,20 +767,20 @@ async def test_events_carry_the_posts_visible_comment_count(agora: Agora, world:
     second = await agora.comment(world.other, post_id, "two", first.id)
     await agora.comments.UpdateComment(
         comments_pb2.UpdateCommentRequest(id=first.id, body="one, edited"),
-        metadata=caller(world.author),
+        metadata=as_user(world.author),
         timeout=5,
     )
     await agora.comments.ModerateComment(
         comments_pb2.ModerateCommentRequest(id=second.id, action=REMOVE),
-        metadata=caller(world.moderator),
+        metadata=as_user(world.moderator),
         timeout=5,
     )
     # Deleting a removed comment leaves the visible count as it was.
     await agora.comments.DeleteComment(
-        comments_pb2.DeleteCommentRequest(id=second.id), metadata=caller(world.other), timeout=5
+        comments_pb2.DeleteCommentRequest(id=second.id), metadata=as_user(world.other), timeout=5
     )
     await agora.comments.DeleteComment(
-        comments_pb2.DeleteCommentRequest(id=first.id), metadata=caller(world.author), timeout=5
+        comments_pb2.DeleteCommentRequest(id=first.id), metadata=as_user(world.author), timeout=5
     )
 
     async def stream(kind: str, count: int) -> list[Any]:

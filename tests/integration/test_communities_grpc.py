@@ -24,13 +24,12 @@ from agora.communities.v1 import communities_pb2 as pb
 from agora.communities.v1 import communities_pb2_grpc
 from agora.events.v1 import events_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from sqlalchemy.dialects import postgresql
 
 from common.events import new_event
 from common.settings import CommonSettings, DatabaseSettings
 from services.communities.repository import permissions_statement
+from tests.integration.grpc_support import as_user, eventually, refused, violated_fields
 from tools.stack import Stack
 
 Metadata = list[tuple[str, str]]
@@ -53,10 +52,6 @@ async def clients(stack: Stack) -> AsyncIterator[Clients]:
             communities_pb2_grpc.CommunitiesServiceStub(communities),
             auth_pb2_grpc.AuthServiceStub(auth),
         )
-
-
-def as_user(user_id: str) -> Metadata:
-    return [("x-agora-user-id", user_id)]
 
 
 def unique_name(prefix: str = "c") -> str:
@@ -128,34 +123,8 @@ async def permissions(
     )
 
 
-async def fails_with(call: Awaitable[object], code: grpc.StatusCode) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await call
-    assert error.value.code() == code, error.value.details()
-    return error.value
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> set[str]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None
-    fields: set[str] = set()
-    for detail in status.details:
-        bad_request = error_details_pb2.BadRequest()
-        if detail.Unpack(bad_request):
-            fields |= {violation.field for violation in bad_request.field_violations}
-    return fields
-
-
 async def invalid_fields(call: Awaitable[object]) -> set[str]:
-    return field_violations(await fails_with(call, grpc.StatusCode.INVALID_ARGUMENT))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
+    return set(violated_fields(await refused(grpc.StatusCode.INVALID_ARGUMENT, call)))
 
 
 def timestamp(moment: datetime) -> Timestamp:
@@ -211,8 +180,8 @@ async def test_names_are_unique_ignoring_case(clients: Clients) -> None:
     owner = await register(clients)
     name = unique_name("Go")
     await create(clients, owner, name)
-    error = await fails_with(create(clients, owner, name.lower()), grpc.StatusCode.ALREADY_EXISTS)
-    assert field_violations(error) == {"name"}
+    error = await refused(grpc.StatusCode.ALREADY_EXISTS, create(clients, owner, name.lower()))
+    assert set(violated_fields(error)) == {"name"}
 
 
 async def test_concurrent_creates_of_one_name_let_exactly_one_win(clients: Clients) -> None:
@@ -316,32 +285,32 @@ async def test_unknown_and_malformed_ids_are_not_found(clients: Clients) -> None
         pb.GetCommunityRequest(name="no"),
         pb.GetCommunityRequest(name=unique_name("none")),
     ):
-        await fails_with(stub.GetCommunity(lookup, timeout=TIMEOUT), grpc.StatusCode.NOT_FOUND)
+        await refused(grpc.StatusCode.NOT_FOUND, stub.GetCommunity(lookup, timeout=TIMEOUT))
     owner = await register(clients)
-    await fails_with(
+    await refused(
+        grpc.StatusCode.NOT_FOUND,
         stub.JoinCommunity(
             pb.JoinCommunityRequest(name=unique_name("none")),
             metadata=as_user(owner),
             timeout=TIMEOUT,
         ),
-        grpc.StatusCode.NOT_FOUND,
     )
     assert await permissions(clients, "not-a-uuid", owner) == pb.GetPermissionsResponse()
     assert await permissions(clients, str(uuid.uuid4()), owner) == pb.GetPermissionsResponse()
 
 
 async def test_writes_need_a_signed_in_caller(clients: Clients) -> None:
-    await fails_with(
+    await refused(
+        grpc.StatusCode.UNAUTHENTICATED,
         clients.communities.CreateCommunity(
             pb.CreateCommunityRequest(name=unique_name()), timeout=TIMEOUT
         ),
-        grpc.StatusCode.UNAUTHENTICATED,
     )
-    await fails_with(
+    await refused(
+        grpc.StatusCode.UNAUTHENTICATED,
         clients.communities.JoinCommunity(
             pb.JoinCommunityRequest(name=unique_name()), timeout=TIMEOUT
         ),
-        grpc.StatusCode.UNAUTHENTICATED,
     )
 
 
@@ -368,13 +337,13 @@ async def test_only_moderators_update_and_rules_are_replaced_whole(clients: Clie
         clients, owner, description="before", rules=[pb.CommunityRule(title="Old rule")]
     )
     stub = clients.communities
-    await fails_with(
+    await refused(
+        grpc.StatusCode.PERMISSION_DENIED,
         stub.UpdateCommunity(
             pb.UpdateCommunityRequest(name=community.name, title="Hijacked"),
             metadata=as_user(outsider),
             timeout=TIMEOUT,
         ),
-        grpc.StatusCode.PERMISSION_DENIED,
     )
 
     answer = await stub.UpdateCommunity(
@@ -493,13 +462,15 @@ async def test_moderator_rules(clients: Clients) -> None:
     community = await create(clients, owner)
     name = community.name
 
-    await fails_with(
-        add_moderator(clients, name, outsider, outsider), grpc.StatusCode.PERMISSION_DENIED
+    await refused(
+        grpc.StatusCode.PERMISSION_DENIED,
+        add_moderator(clients, name, outsider, outsider),
     )
-    await fails_with(
-        add_moderator(clients, name, owner, str(uuid.uuid4())), grpc.StatusCode.NOT_FOUND
+    await refused(
+        grpc.StatusCode.NOT_FOUND,
+        add_moderator(clients, name, owner, str(uuid.uuid4())),
     )
-    await fails_with(add_moderator(clients, name, owner, "nobody"), grpc.StatusCode.NOT_FOUND)
+    await refused(grpc.StatusCode.NOT_FOUND, add_moderator(clients, name, owner, "nobody"))
 
     # Appointing makes a member too; doing it twice changes nothing.
     await add_moderator(clients, name, owner, second)
@@ -510,16 +481,18 @@ async def test_moderator_rules(clients: Clients) -> None:
     assert (await permissions(clients, community.id, second)).is_moderator
 
     # The newer moderator may remove the creator; a moderator may remove themself unless last.
-    await fails_with(
-        remove_moderator(clients, name, outsider, second), grpc.StatusCode.PERMISSION_DENIED
+    await refused(
+        grpc.StatusCode.PERMISSION_DENIED,
+        remove_moderator(clients, name, outsider, second),
     )
     await remove_moderator(clients, name, second, owner)
     assert list((await get(clients, name)).moderator_ids) == [second]
-    await fails_with(
-        remove_moderator(clients, name, second, second), grpc.StatusCode.FAILED_PRECONDITION
+    await refused(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        remove_moderator(clients, name, second, second),
     )
     # The former moderator has no say any more.
-    await fails_with(add_moderator(clients, name, owner, owner), grpc.StatusCode.PERMISSION_DENIED)
+    await refused(grpc.StatusCode.PERMISSION_DENIED, add_moderator(clients, name, owner, owner))
 
     await add_moderator(clients, name, second, owner)
     assert list((await get(clients, name)).moderator_ids) == [second, owner]
@@ -580,19 +553,20 @@ async def test_ban_rules(clients: Clients) -> None:
     await add_moderator(clients, name, owner, helper)
     assert (await get(clients, name)).member_count == 3
 
-    await fails_with(ban(clients, name, outsider, troll), grpc.StatusCode.PERMISSION_DENIED)
-    await fails_with(ban(clients, name, owner, owner), grpc.StatusCode.FAILED_PRECONDITION)
-    await fails_with(ban(clients, name, owner, helper), grpc.StatusCode.FAILED_PRECONDITION)
-    await fails_with(ban(clients, name, owner, str(uuid.uuid4())), grpc.StatusCode.NOT_FOUND)
+    await refused(grpc.StatusCode.PERMISSION_DENIED, ban(clients, name, outsider, troll))
+    await refused(grpc.StatusCode.FAILED_PRECONDITION, ban(clients, name, owner, owner))
+    await refused(grpc.StatusCode.FAILED_PRECONDITION, ban(clients, name, owner, helper))
+    await refused(grpc.StatusCode.NOT_FOUND, ban(clients, name, owner, str(uuid.uuid4())))
 
     await ban(clients, name, owner, troll, reason="spam")
     assert (await get(clients, name)).member_count == 2
     assert await permissions(clients, community.id, troll) == pb.GetPermissionsResponse(
         community_exists=True, is_member=False, is_moderator=False, is_banned=True
     )
-    await fails_with(join(clients, name, troll), grpc.StatusCode.PERMISSION_DENIED)
-    await fails_with(
-        add_moderator(clients, name, owner, troll), grpc.StatusCode.FAILED_PRECONDITION
+    await refused(grpc.StatusCode.PERMISSION_DENIED, join(clients, name, troll))
+    await refused(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        add_moderator(clients, name, owner, troll),
     )
     # Banning again (new terms) and banning a non-member are fine.
     await ban(clients, name, helper, troll, reason="still spam")
@@ -614,7 +588,7 @@ async def test_an_expired_ban_no_longer_counts(clients: Clients) -> None:
         clients, community.name, owner, user, expires_at=datetime.now(UTC) + timedelta(seconds=2)
     )
     assert (await permissions(clients, community.id, user)).is_banned
-    await fails_with(join(clients, community.name, user), grpc.StatusCode.PERMISSION_DENIED)
+    await refused(grpc.StatusCode.PERMISSION_DENIED, join(clients, community.name, user))
 
     async def lifted() -> bool:
         return not (await permissions(clients, community.id, user)).is_banned

@@ -12,7 +12,7 @@ import contextlib
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from common.db import Database, schema_metadata
 from common.events import new_event
 from common.outbox import Outbox, OutboxRelay, outbox_table
 from common.settings import CommonSettings, DatabaseSettings
+from tests.integration.grpc_support import eventually
 from tools import bootstrap
 from tools.stack import free_port
 
@@ -121,14 +122,6 @@ async def _write(db: Database, outbox: Outbox, events: list[events_pb2.Event]) -
         outbox.notify_committed()
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_events_wait_while_nats_is_down_and_arrive_in_order_after(
     private_nats: PrivateNats, tables: tuple[Database, sa.Table, sa.Table]
 ) -> None:
@@ -163,8 +156,8 @@ async def test_events_wait_while_nats_is_down_and_arrive_in_order_after(
 
         private_nats.start()
         await _write(db, outbox, events[20:])
-        await _eventually(lambda: _done(relay))
-        await _eventually(lambda: _count(seen, 30))
+        await eventually(lambda: _done(relay))
+        await eventually(lambda: _count(seen, 30))
         assert seen == [str(n) for n in range(30)]
 
         # A replay of an already-applied event changes nothing.
@@ -214,7 +207,7 @@ async def test_concurrent_writers_lose_no_event(
                 outbox.notify_committed()
 
         await asyncio.gather(*(writer(k * 100) for k in range(8)))
-        await _eventually(lambda: _done(relays[0]))
+        await eventually(lambda: _done(relays[0]))
         js = await bus.connected()
         info = await js.stream_info(settings.nats_stream)
         assert info.state.messages == 200
@@ -262,7 +255,7 @@ async def test_a_consumer_acts_only_on_its_own_subjects(
         async def got_deleted() -> bool:
             return seen == ["post_deleted"]
 
-        await _eventually(got_deleted)
+        await eventually(got_deleted)
         await asyncio.sleep(0.5)
         assert seen == ["post_deleted"]
         async with db.read() as session:

@@ -10,12 +10,11 @@ Each test makes its own community, so listings see only that test's posts.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import nats
@@ -25,8 +24,6 @@ from agora.auth.v1 import auth_pb2, auth_pb2_grpc
 from agora.communities.v1 import communities_pb2, communities_pb2_grpc
 from agora.events.v1 import events_pb2
 from agora.posts.v1 import posts_pb2, posts_pb2_grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from nats.js import JetStreamContext
 from sqlalchemy.dialects import postgresql
 
@@ -41,11 +38,11 @@ from services.posts.repository import (
     pinned_statement,
     search_statement,
 )
+from tests.integration.grpc_support import as_user, eventually, violated_fields
 from tools import bootstrap
 from tools.stack import Stack
 
 PASSWORD = "correct horse battery"
-T = TypeVar("T")
 
 HOT, NEW, TOP, CONTROVERSIAL = (
     posts_pb2.POST_SORT_HOT,
@@ -53,31 +50,6 @@ HOT, NEW, TOP, CONTROVERSIAL = (
     posts_pb2.POST_SORT_TOP,
     posts_pb2.POST_SORT_CONTROVERSIAL,
 )
-
-
-def caller(user_id: str) -> list[tuple[str, str]]:
-    return [("x-agora-user-id", user_id)]
-
-
-def violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    fields: list[str] = []
-    for detail in status.details if status else ():
-        bad_request = error_details_pb2.BadRequest()
-        if detail.Unpack(bad_request):
-            fields += [v.field for v in bad_request.field_violations]
-    return fields
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 15.0) -> T:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -102,7 +74,7 @@ class Agora:
         name = f"c_{uuid.uuid4().hex[:12]}"
         answer = await self.communities.CreateCommunity(
             communities_pb2.CreateCommunityRequest(name=name, title=name, description="tests"),
-            metadata=caller(owner),
+            metadata=as_user(owner),
             timeout=5,
         )
         return answer.community
@@ -112,7 +84,7 @@ class Agora:
     ) -> posts_pb2.Post:
         answer = await self.posts.CreatePost(
             posts_pb2.CreatePostRequest(community_id=community_id, title=title, body=body, url=url),
-            metadata=caller(user),
+            metadata=as_user(user),
             timeout=5,
         )
         return answer.post
@@ -125,7 +97,7 @@ class Agora:
     ) -> posts_pb2.Post:
         answer = await self.posts.ModeratePost(
             posts_pb2.ModeratePostRequest(id=post_id, action=action, reason=reason),  # type: ignore[arg-type]
-            metadata=caller(user),
+            metadata=as_user(user),
             timeout=5,
         )
         return answer.post
@@ -362,7 +334,7 @@ async def test_a_banned_user_cannot_post_but_others_need_not_join(agora: Agora) 
     await agora.post(troll, community.id, title="before the ban")
     await agora.communities.BanUser(
         communities_pb2.BanUserRequest(name=community.name, user_id=troll, reason="spam"),
-        metadata=caller(owner),
+        metadata=as_user(owner),
         timeout=5,
     )
     with pytest.raises(grpc.aio.AioRpcError) as error:
@@ -383,7 +355,7 @@ async def test_only_the_author_edits_and_edits_are_marked(agora: Agora) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await agora.posts.UpdatePost(
             posts_pb2.UpdatePostRequest(id=post.id, title="Hijacked"),
-            metadata=caller(other),
+            metadata=as_user(other),
             timeout=5,
         )
     assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -391,7 +363,7 @@ async def test_only_the_author_edits_and_edits_are_marked(agora: Agora) -> None:
     edited = (
         await agora.posts.UpdatePost(
             posts_pb2.UpdatePostRequest(id=post.id, body="new body"),
-            metadata=caller(author),
+            metadata=as_user(author),
             timeout=5,
         )
     ).post
@@ -403,7 +375,7 @@ async def test_only_the_author_edits_and_edits_are_marked(agora: Agora) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await agora.posts.UpdatePost(
             posts_pb2.UpdatePostRequest(id=post.id, title=" "),
-            metadata=caller(author),
+            metadata=as_user(author),
             timeout=5,
         )
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -421,13 +393,13 @@ async def test_only_the_author_deletes_and_the_post_reads_as_deleted(agora: Agor
 
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await agora.posts.DeletePost(
-            posts_pb2.DeletePostRequest(id=post.id), metadata=caller(other), timeout=5
+            posts_pb2.DeletePostRequest(id=post.id), metadata=as_user(other), timeout=5
         )
     assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
     for _ in range(2):  # deleting twice is fine and changes nothing more
         await agora.posts.DeletePost(
-            posts_pb2.DeletePostRequest(id=post.id), metadata=caller(author), timeout=5
+            posts_pb2.DeletePostRequest(id=post.id), metadata=as_user(author), timeout=5
         )
     gone = await agora.get(post.id)
     assert (gone.title, gone.body, gone.url, gone.author_id) == ("[deleted]", "", "", "")
@@ -437,7 +409,7 @@ async def test_only_the_author_deletes_and_the_post_reads_as_deleted(agora: Agor
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await agora.posts.UpdatePost(
             posts_pb2.UpdatePostRequest(id=post.id, title="Back"),
-            metadata=caller(author),
+            metadata=as_user(author),
             timeout=5,
         )
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -469,7 +441,7 @@ async def test_moderation_is_for_moderators_and_idempotent(agora: Agora) -> None
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await agora.posts.UpdatePost(
             posts_pb2.UpdatePostRequest(id=post.id, body="sneaky"),
-            metadata=caller(author),
+            metadata=as_user(author),
             timeout=5,
         )
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -483,7 +455,7 @@ async def test_moderation_is_for_moderators_and_idempotent(agora: Agora) -> None
     # A moderator appointed later has the same powers.
     await agora.communities.AddModerator(
         communities_pb2.AddModeratorRequest(name=community.name, user_id=bystander),
-        metadata=caller(owner),
+        metadata=as_user(owner),
         timeout=5,
     )
     locked = await agora.moderate(bystander, post.id, posts_pb2.MODERATION_ACTION_LOCK)
@@ -668,7 +640,7 @@ async def test_hidden_posts_stay_out_of_listings_and_search(agora: Agora) -> Non
     ]
     await agora.moderate(owner, remove.id, posts_pb2.MODERATION_ACTION_REMOVE)
     await agora.posts.DeletePost(
-        posts_pb2.DeletePostRequest(id=delete.id), metadata=caller(owner), timeout=5
+        posts_pb2.DeletePostRequest(id=delete.id), metadata=as_user(owner), timeout=5
     )
     for sort in (HOT, NEW, TOP, CONTROVERSIAL):
         for scope in ({"community_id": community.id}, {"community_ids": [community.id, owner]}):

@@ -29,16 +29,13 @@ from nats.js import api
 from nats.js.errors import NotFoundError
 
 from common.settings import CommonSettings, DatabaseSettings
+from tests.integration.grpc_support import as_user
 from tools.stack import Stack
 
 RUN = uuid.uuid4().hex[:8]
 POST = votes_pb2.TARGET_TYPE_POST
 COMMENT = votes_pb2.TARGET_TYPE_COMMENT
 VOTERS = 50
-
-
-def as_user(user_id: str) -> list[tuple[str, str]]:
-    return [("x-agora-user-id", user_id)]
 
 
 @dataclass
