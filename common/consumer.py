@@ -43,6 +43,9 @@ HANDLED = Counter(
 )
 
 Handler = Callable[[AsyncSession, events_pb2.Event], Awaitable[None]]
+# Runs after the handler's transaction committed (e.g. cache invalidation,
+# waking a worker): only then is the change visible to other sessions.
+AfterCommit = Callable[[events_pb2.Event], Awaitable[None]]
 
 # The stream keeps events a week (common.bus.STREAM_MAX_AGE); ids older than
 # that (plus a margin) can never be delivered again.
@@ -87,6 +90,7 @@ class EventConsumer:
         max_deliver: int = 8,
         ack_wait: timedelta = timedelta(seconds=30),
         batch_size: int = 64,
+        after_commit: AfterCommit | None = None,
     ) -> None:
         self.bus = bus
         self.db = db
@@ -97,6 +101,7 @@ class EventConsumer:
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
         self.batch_size = batch_size
+        self.after_commit = after_commit
         self._applied = 0
 
     @property
@@ -197,6 +202,12 @@ class EventConsumer:
             if inserted is None:
                 return False
             await self.handler(session, event)
+        if self.after_commit is not None:
+            try:
+                await self.after_commit(event)
+            except Exception:
+                # The change is committed; a failed follow-up must not redeliver it.
+                log.exception("after-commit hook of %s failed", self.durable)
         self._applied += 1
         if self._applied % PRUNE_EVERY == 0:
             await self._prune()

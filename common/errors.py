@@ -23,10 +23,19 @@ class DomainError(Exception):
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, message: str, *, field_errors: tuple[FieldError, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field_errors: tuple[FieldError, ...] = (),
+        retry_after_seconds: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field_errors = field_errors
+        # When the caller may try again (quotas, outages): travels as
+        # google.rpc.RetryInfo and becomes the gateway's Retry-After.
+        self.retry_after_seconds = retry_after_seconds
 
 
 class InvalidArgument(DomainError):

@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -49,6 +50,12 @@ def status_for(error: DomainError) -> status_pb2.Status:
         )
         detail = any_pb2.Any()
         detail.Pack(bad_request)
+        status.details.append(detail)
+    if error.retry_after_seconds is not None:
+        retry_info = error_details_pb2.RetryInfo()
+        retry_info.retry_delay.FromTimedelta(timedelta(seconds=error.retry_after_seconds))
+        detail = any_pb2.Any()
+        detail.Pack(retry_info)
         status.details.append(detail)
     return status
 

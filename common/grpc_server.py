@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from common.grpc_client import open_channel
 from common.grpc_interceptors import ServerInterceptor
 from common.logs import configure_logging
 from common.metrics import serve_metrics
@@ -62,6 +64,15 @@ class ServiceRuntime(Generic[SettingsT]):
     def add_background(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run task for the life of the process (outbox relays, consumers); cancelled on stop."""
         self.background.append(task)
+
+    def channel_to(self, name: str, service: ServiceDescriptor) -> grpc.aio.Channel:
+        """A channel to another Agora service (by topology name), closed at shutdown.
+
+        It connects lazily, so a service starts while the ones it calls are still starting.
+        """
+        channel = open_channel(self.settings.address_of(name), [service])
+        self.resources.push_async_callback(channel.close, None)
+        return channel
 
 
 BuildFn = Callable[[ServiceRuntime[SettingsT]], Awaitable[None]]

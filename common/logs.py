@@ -33,6 +33,9 @@ _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {
 
 
 def _redact(key: str, value: Any) -> Any:
+    # A number is a measurement (input_tokens, token_count), never a credential.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
     return _MASK if _SECRET_KEY.search(key) else value
 
 

@@ -33,6 +33,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("posts", grpc_port=50053, metrics_port=9103),
     ServiceSpec("comments", grpc_port=50054, metrics_port=9104),
     ServiceSpec("votes", grpc_port=50055, metrics_port=9105),
+    ServiceSpec("summarizer", grpc_port=50056, metrics_port=9106),
 )
 
 GATEWAY_PORT = 5000

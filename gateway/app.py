@@ -42,6 +42,7 @@ TAGS = [
     },
     {"name": "comments", "description": "Comment trees, replies, editing and moderation."},
     {"name": "votes", "description": "Up and down votes on posts and comments."},
+    {"name": "summaries", "description": "AI summaries of discussions, made in the background."},
     {"name": "search", "description": "Full-text search."},
     {"name": "operations", "description": "Health, readiness, keys and metrics."},
 ]

@@ -25,6 +25,7 @@ from agora.auth.v1 import auth_pb2, auth_pb2_grpc
 from agora.comments.v1 import comments_pb2, comments_pb2_grpc
 from agora.communities.v1 import communities_pb2, communities_pb2_grpc
 from agora.posts.v1 import posts_pb2, posts_pb2_grpc
+from agora.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
 from agora.votes.v1 import votes_pb2, votes_pb2_grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from agora.comments.v1.comments_pb2_grpc import CommentsServiceAsyncStub
     from agora.communities.v1.communities_pb2_grpc import CommunitiesServiceAsyncStub
     from agora.posts.v1.posts_pb2_grpc import PostsServiceAsyncStub
+    from agora.summarizer.v1.summarizer_pb2_grpc import SummarizerServiceAsyncStub
     from agora.votes.v1.votes_pb2_grpc import VotesServiceAsyncStub
 
 AUTH_SERVICE: ServiceDescriptor = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
@@ -47,6 +49,9 @@ COMMUNITIES_SERVICE: ServiceDescriptor = communities_pb2.DESCRIPTOR.services_by_
 POSTS_SERVICE: ServiceDescriptor = posts_pb2.DESCRIPTOR.services_by_name["PostsService"]
 COMMENTS_SERVICE: ServiceDescriptor = comments_pb2.DESCRIPTOR.services_by_name["CommentsService"]
 VOTES_SERVICE: ServiceDescriptor = votes_pb2.DESCRIPTOR.services_by_name["VotesService"]
+SUMMARIZER_SERVICE: ServiceDescriptor = summarizer_pb2.DESCRIPTOR.services_by_name[
+    "SummarizerService"
+]
 
 # The most ids any service's BatchGet*/GetMyVotes takes in one request.
 BATCH_MAX = 100
@@ -68,6 +73,7 @@ KNOWN_UPSTREAMS: tuple[Upstream, ...] = (
     Upstream("posts", (POSTS_SERVICE,)),
     Upstream("comments", (COMMENTS_SERVICE,)),
     Upstream("votes", (VOTES_SERVICE,)),
+    Upstream("summarizer", (SUMMARIZER_SERVICE,)),
 )
 _RUNNING = frozenset(spec.name for spec in SERVICES)
 UPSTREAMS: tuple[Upstream, ...] = tuple(u for u in KNOWN_UPSTREAMS if u.name in _RUNNING)
@@ -439,7 +445,23 @@ class VotesClient:
         return dict(await _batched(_distinct(target_ids), fetch))
 
 
-_C = TypeVar("_C", CommunitiesClient, PostsClient, CommentsClient, VotesClient)
+class SummarizerClient:
+    """agora.summarizer.v1.SummarizerService."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, deadline: float) -> None:
+        self._stub: SummarizerServiceAsyncStub = summarizer_pb2_grpc.SummarizerServiceStub(channel)
+        self._deadline = deadline
+
+    async def get(self, post_id: str) -> summarizer_pb2.GetSummaryResponse:
+        request = summarizer_pb2.GetSummaryRequest(post_id=post_id)
+        return await self._stub.GetSummary(request, timeout=self._deadline)
+
+    async def request(self, post_id: str) -> summarizer_pb2.RequestSummaryResponse:
+        request = summarizer_pb2.RequestSummaryRequest(post_id=post_id)
+        return await self._stub.RequestSummary(request, timeout=self._deadline)
+
+
+_C = TypeVar("_C", CommunitiesClient, PostsClient, CommentsClient, VotesClient, SummarizerClient)
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +477,7 @@ class Clients:
     posts: PostsClient | None = None
     comments: CommentsClient | None = None
     votes: VotesClient | None = None
+    summarizer: SummarizerClient | None = None
 
     @classmethod
     def build(cls, channels: Mapping[str, grpc.aio.Channel], *, deadline: float) -> Clients:
@@ -468,6 +491,7 @@ class Clients:
             posts=optional("posts", PostsClient),
             comments=optional("comments", CommentsClient),
             votes=optional("votes", VotesClient),
+            summarizer=optional("summarizer", SummarizerClient),
         )
 
 

@@ -27,6 +27,7 @@ from gateway.clients import (
     CommentsClient,
     CommunitiesClient,
     PostsClient,
+    SummarizerClient,
     VotesClient,
 )
 from gateway.metrics import REVOCATION_FAIL_OPEN
@@ -92,10 +93,15 @@ async def get_votes_client(resources: ResourcesDep) -> VotesClient:
     return running(resources.clients.votes, "votes")
 
 
+async def get_summarizer_client(resources: ResourcesDep) -> SummarizerClient:
+    return running(resources.clients.summarizer, "summarizer")
+
+
 CommunitiesClientDep = Annotated[CommunitiesClient, Depends(get_communities_client)]
 PostsClientDep = Annotated[PostsClient, Depends(get_posts_client)]
 CommentsClientDep = Annotated[CommentsClient, Depends(get_comments_client)]
 VotesClientDep = Annotated[VotesClient, Depends(get_votes_client)]
+SummarizerClientDep = Annotated[SummarizerClient, Depends(get_summarizer_client)]
 
 
 def _unauthorized(detail: str, *, invalid_token: bool) -> HTTPException:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common.settings import CommonSettings, DatabaseSettings
 from common.topology import SERVICES
+from tests.fake_llm import FakeLLM
 from tests.infrastructure import InfrastructureUnavailable, running_infrastructure
 from tools import bootstrap
 from tools.stack import RUN_DIR, Stack, free_port
@@ -60,6 +61,12 @@ def _base_env(db_name: str, redis_prefix: str, overrides: dict[str, str]) -> dic
             "AGORA_NATS_STREAM": f"AGORA_TEST_{RUN_ID}",
             "AGORA_NATS_SUBJECT_PREFIX": f"agoratest{RUN_ID}.",
             "AGORA_AUTH_SIGNING_KEY": _signing_key_pem(),
+            # Summaries within seconds and a crashed worker's jobs back soon.
+            "AGORA_SUMMARIZER_DEBOUNCE_SECONDS": "1",
+            "AGORA_SUMMARIZER_MAX_DELAY_SECONDS": "5",
+            "AGORA_SUMMARIZER_MIN_NEW_COMMENTS": "3",
+            "AGORA_SUMMARIZER_LEASE_SECONDS": "5",
+            "AGORA_SUMMARIZER_EVENT_ACK_WAIT_SECONDS": "3",
         }
     )
     return env
@@ -150,10 +157,37 @@ def _remove_leftovers_of_killed_runs(settings: DatabaseSettings) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(infrastructure: dict[str, str], db_settings: DatabaseSettings) -> Iterator[Stack]:
+def fake_llm() -> Iterator[FakeLLM]:
+    """The session stack's OpenAI and Anthropic: one local fake server playing both.
+
+    Tests that script failures must `reset()` it when done (see test_summarizer.py).
+    """
+    with FakeLLM() as fake:
+        yield fake
+
+
+def _summarizer_env(fake: FakeLLM) -> dict[str, str]:
+    """Both remote providers configured (as in production) and pointed at the fake."""
+    return {
+        "AGORA_SUMMARIZER_OPENAI_API_KEY": "sk-test-openai-not-a-real-key",
+        "AGORA_SUMMARIZER_OPENAI_BASE_URL": fake.openai_base_url,
+        "AGORA_SUMMARIZER_ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key",
+        "AGORA_SUMMARIZER_ANTHROPIC_BASE_URL": fake.anthropic_base_url,
+        # Failures found out in seconds, breakers that close again within a test.
+        "AGORA_SUMMARIZER_PROVIDER_TIMEOUT_SECONDS": "2",
+        "AGORA_SUMMARIZER_RETRY_INITIAL_SECONDS": "0.05",
+        "AGORA_SUMMARIZER_RETRY_MAX_SECONDS": "0.2",
+        "AGORA_SUMMARIZER_BREAKER_OPEN_SECONDS": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def stack(
+    infrastructure: dict[str, str], db_settings: DatabaseSettings, fake_llm: FakeLLM
+) -> Iterator[Stack]:
     """Every service and the gateway, running against this run's database."""
     redis_prefix = f"agora-test-{RUN_ID}:"
-    env = _base_env(db_settings.name, redis_prefix, infrastructure)
+    env = _base_env(db_settings.name, redis_prefix, {**infrastructure, **_summarizer_env(fake_llm)})
     common = CommonSettings()
     bootstrap.ensure_database(db_settings)
     sink = FileSink(RUN_DIR / "tests" / RUN_ID / "stack.log")

@@ -13,7 +13,6 @@ a launcher that was killed are cleaned up by the next `up`.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -31,10 +30,10 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.topology import GATEWAY_PORT, SERVICES
+from tools.child import LAUNCHER_PID
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".run"
-_PR_SET_PDEATHSIG = 1
 _COLORS = ("36", "33", "35", "32", "34", "31", "96", "93")
 
 
@@ -55,13 +54,9 @@ def port_in_use(port: int) -> bool:
         return False
 
 
-# Resolved in the parent: loading a library between fork and exec is unsafe.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: get SIGTERM when the launching thread dies."""
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _child_argv(module: str) -> list[str]:
+    """Run module through tools.child, which makes it die with this launcher."""
+    return [sys.executable, "-m", "tools.child", module]
 
 
 @dataclass
@@ -111,13 +106,12 @@ class Stack:
         addresses = {name: f"127.0.0.1:{port}" for name, port in self.service_ports.items()}
         self.env["AGORA_SERVICE_ADDRESSES"] = _json(addresses)
         self.env.setdefault("PYTHONUNBUFFERED", "1")
-        python = sys.executable
         for spec in SERVICES:
             self.processes[spec.name] = Process(
-                spec.name, [python, "-m", spec.module], self.service_ports[spec.name], "grpc"
+                spec.name, _child_argv(spec.module), self.service_ports[spec.name], "grpc"
             )
         self.processes["gateway"] = Process(
-            "gateway", [python, "-m", "gateway"], self.gateway_port, "http"
+            "gateway", _child_argv("gateway"), self.gateway_port, "http"
         )
 
     @property
@@ -133,6 +127,7 @@ class Stack:
 
     def _env_for(self, name: str) -> dict[str, str]:
         env = dict(self.env)
+        env[LAUNCHER_PID] = str(os.getpid())
         if name == "gateway":
             env["AGORA_GATEWAY_PORT"] = str(self.gateway_port)
         else:
@@ -153,7 +148,6 @@ class Stack:
             env=self._env_for(name),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
         process.pump = threading.Thread(
             target=self._pump, args=(name, process.popen.stdout), daemon=True
@@ -281,7 +275,7 @@ def _stop_leftovers(say: Callable[[str], None]) -> bool:
         return False
     for pid in pids[1:]:
         cmdline = _cmdline(pid)
-        if "-m services." in cmdline or "-m gateway" in cmdline:
+        if "-m tools.child" in cmdline:
             say(f"stopping leftover process {pid} ({cmdline})")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)

@@ -2,7 +2,17 @@
 
 from fastapi import APIRouter
 
-from gateway.routers import auth, comments, communities, health, posts, search, users, votes
+from gateway.routers import (
+    auth,
+    comments,
+    communities,
+    health,
+    posts,
+    search,
+    summaries,
+    users,
+    votes,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -12,5 +22,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     posts.router,
     comments.router,
     votes.router,
+    summaries.router,
     search.router,
 )

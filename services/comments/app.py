@@ -14,7 +14,6 @@ from agora.comments.v1 import comments_pb2, comments_pb2_grpc
 from common.bus import EventBus
 from common.consumer import EventConsumer
 from common.db import Database
-from common.grpc_client import open_channel
 from common.grpc_server import ServiceRuntime
 from common.outbox import Outbox, OutboxRelay
 from common.topology import service
@@ -35,10 +34,8 @@ async def build(runtime: ServiceRuntime[CommentsSettings]) -> None:
     bus = EventBus(settings, client_name="agora-comments")
     runtime.resources.push_async_callback(bus.close)
 
-    posts = open_channel(settings.address_of("posts"), [POSTS_SERVICE])
-    runtime.resources.push_async_callback(posts.close, None)
-    communities = open_channel(settings.address_of("communities"), [COMMUNITIES_SERVICE])
-    runtime.resources.push_async_callback(communities.close, None)
+    posts = runtime.channel_to("posts", POSTS_SERVICE)
+    communities = runtime.channel_to("communities", COMMUNITIES_SERVICE)
 
     staged = Outbox(outbox, settings.nats_subject_prefix)
     comments = CommentsService(

@@ -14,7 +14,6 @@ from agora.communities.v1 import communities_pb2, communities_pb2_grpc
 from common.bus import EventBus
 from common.consumer import EventConsumer
 from common.db import Database
-from common.grpc_client import open_channel
 from common.grpc_server import ServiceRuntime
 from common.outbox import Outbox, OutboxRelay
 from common.topology import service
@@ -37,10 +36,7 @@ async def build(runtime: ServiceRuntime[CommunitiesSettings]) -> None:
     # so the service starts and serves while NATS is down.
     bus = EventBus(settings, client_name="agora-communities")
     runtime.resources.push_async_callback(bus.close)
-    auth_channel = open_channel(
-        settings.address_of("auth"), [auth_pb2.DESCRIPTOR.services_by_name["AuthService"]]
-    )
-    runtime.resources.push_async_callback(auth_channel.close, None)
+    auth_channel = runtime.channel_to("auth", auth_pb2.DESCRIPTOR.services_by_name["AuthService"])
 
     outbox = Outbox(models.outbox, settings.nats_subject_prefix)
     communities = CommunitiesService(

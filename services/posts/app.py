@@ -14,7 +14,6 @@ from agora.posts.v1 import posts_pb2, posts_pb2_grpc
 
 from common.bus import EventBus
 from common.db import Database
-from common.grpc_client import open_channel
 from common.grpc_server import ServiceRuntime
 from common.outbox import Outbox, OutboxRelay
 from common.topology import service
@@ -37,8 +36,7 @@ async def build(runtime: ServiceRuntime[PostsSettings]) -> None:
     bus = EventBus(settings, client_name="agora-posts")
     runtime.resources.push_async_callback(bus.close)
 
-    communities = open_channel(settings.address_of("communities"), [COMMUNITIES])
-    runtime.resources.push_async_callback(communities.close, None)
+    communities = runtime.channel_to("communities", COMMUNITIES)
 
     staged = Outbox(outbox, settings.nats_subject_prefix)
     posts = PostsService(

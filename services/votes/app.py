@@ -20,7 +20,6 @@ from agora.votes.v1 import votes_pb2, votes_pb2_grpc
 
 from common.bus import EventBus
 from common.db import Database
-from common.grpc_client import open_channel
 from common.grpc_server import ServiceRuntime
 from common.outbox import Outbox, OutboxRelay
 from common.topology import service
@@ -43,20 +42,13 @@ async def build(runtime: ServiceRuntime[VotesSettings]) -> None:
     runtime.resources.push_async_callback(bus.close)
     outbox = Outbox(models.outbox, settings.nats_subject_prefix)
 
-    posts = open_channel(
-        settings.address_of("posts"), [posts_pb2.DESCRIPTOR.services_by_name["PostsService"]]
+    posts = runtime.channel_to("posts", posts_pb2.DESCRIPTOR.services_by_name["PostsService"])
+    comments = runtime.channel_to(
+        "comments", comments_pb2.DESCRIPTOR.services_by_name["CommentsService"]
     )
-    runtime.resources.push_async_callback(posts.close, None)
-    comments = open_channel(
-        settings.address_of("comments"),
-        [comments_pb2.DESCRIPTOR.services_by_name["CommentsService"]],
+    communities = runtime.channel_to(
+        "communities", communities_pb2.DESCRIPTOR.services_by_name["CommunitiesService"]
     )
-    runtime.resources.push_async_callback(comments.close, None)
-    communities = open_channel(
-        settings.address_of("communities"),
-        [communities_pb2.DESCRIPTOR.services_by_name["CommunitiesService"]],
-    )
-    runtime.resources.push_async_callback(communities.close, None)
 
     votes = VotesService(
         db=db,

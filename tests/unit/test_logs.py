@@ -53,3 +53,13 @@ def test_secret_looking_fields_are_masked(
     line = stream.getvalue()
     assert "hunter2-very-secret" not in line
     assert json.loads(line)[key] == "[redacted]"
+
+
+def test_counts_named_like_secrets_stay_readable(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = captured
+    logger.info("summary made", extra={"input_tokens": 812, "output_tokens": 95, "token": "abc"})
+    entry = json.loads(stream.getvalue())
+    assert (entry["input_tokens"], entry["output_tokens"]) == (812, 95)
+    assert entry["token"] == "[redacted]"

@@ -1,0 +1,177 @@
+"""The summarizer's use cases: read a summary, ask for one, and react to thread events.
+
+Reads go to the Redis copy first and to the database on a miss. Asking for a
+summary and reacting to events only ever write a job (the worker makes the
+summary later), so these calls are fast and cost no model call themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from agora.events.v1 import events_pb2
+from agora.posts.v1 import posts_pb2
+from agora.summarizer.v1 import summarizer_pb2
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.db import Database
+from common.errors import NotFound, ResourceExhausted
+from common.ids import parse_uuid
+from services.summarizer import answers
+from services.summarizer.cache import SummaryCache
+from services.summarizer.domain import GrowthRule, TriggerKind, trigger_for
+from services.summarizer.repository import SummariesRepository
+from services.summarizer.threads import POST_NOT_FOUND
+
+log = logging.getLogger("agora.summarizer")
+
+QUOTA_WINDOW = timedelta(days=1)
+
+
+class PostDirectory(Protocol):
+    async def post(self, post_id: uuid.UUID) -> posts_pb2.Post: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduling:
+    """How events become jobs: the debounce and the growth rule, from settings."""
+
+    debounce_seconds: float
+    max_delay_seconds: float
+    growth: GrowthRule
+
+
+class SummarizerService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        cache: SummaryCache,
+        posts: PostDirectory,
+        scheduling: Scheduling,
+        daily_requests_per_user: int,
+        work_available: asyncio.Event,
+    ) -> None:
+        self._db = db
+        self._cache = cache
+        self._posts = posts
+        self._scheduling = scheduling
+        self._daily_quota = daily_requests_per_user
+        self._work_available = work_available
+
+    async def get_summary(self, post_id: str) -> summarizer_pb2.GetSummaryResponse:
+        wanted = _post_uuid(post_id)
+        cached = await self._cache.get(wanted)
+        if cached is not None:
+            return cached
+        async with self._db.read() as session:
+            repo = SummariesRepository(session)
+            found = answers.answer(
+                str(wanted), await repo.summary(wanted), await repo.job(wanted), await repo.now()
+            )
+        if found is not None:
+            if found.summary.status == summarizer_pb2.SUMMARY_STATUS_READY:
+                await self._cache.put(wanted, found, only_if_absent=True)
+            return found
+        # Never summarised (older than the summarizer, say): make one now.
+        await self._posts.post(wanted)
+        return await self._schedule_now(wanted, forced=False)
+
+    async def request_summary(
+        self, user_id: str, post_id: str
+    ) -> summarizer_pb2.RequestSummaryResponse:
+        """Queue a fresh summary for a user, within their daily quota."""
+        requester = uuid.UUID(user_id)
+        wanted = _post_uuid(post_id)
+        await self._posts.post(wanted)
+        async with self._db.transaction() as session:
+            repo = SummariesRepository(session)
+            await repo.lock_requester(requester)
+            recent = await repo.requests_since(requester, QUOTA_WINDOW)
+            if len(recent) >= self._daily_quota:
+                now = await repo.now()
+                free_at = recent[0] + QUOTA_WINDOW if recent else now + QUOTA_WINDOW
+                raise ResourceExhausted(
+                    f"at most {self._daily_quota} summary requests a day",
+                    retry_after_seconds=max((free_at - now).total_seconds(), 1.0),
+                )
+            await repo.prune_requests(requester, QUOTA_WINDOW)
+            await repo.add_request(requester, wanted)
+        answer = await self._schedule_now(wanted, forced=True)
+        log.info("summary requested", extra={"post_id": str(wanted), "user_id": user_id})
+        return summarizer_pb2.RequestSummaryResponse(
+            summary=answer.summary, retry_after_seconds=answer.retry_after_seconds
+        )
+
+    async def _schedule_now(
+        self, post_id: uuid.UUID, *, forced: bool
+    ) -> summarizer_pb2.GetSummaryResponse:
+        async with self._db.transaction() as session:
+            repo = SummariesRepository(session)
+            await repo.schedule(
+                post_id,
+                debounce_seconds=0,
+                max_delay_seconds=self._scheduling.max_delay_seconds,
+                forced=forced,
+            )
+            found = answers.answer(
+                str(post_id), await repo.summary(post_id), await repo.job(post_id), await repo.now()
+            )
+        await self._after_change(post_id)
+        assert found is not None  # the job was just written
+        return found
+
+    # Events
+
+    async def handle_event(self, session: AsyncSession, event: events_pb2.Event) -> None:
+        """Consumer handler: runs inside the transaction that records the event as processed."""
+        trigger = trigger_for(event)
+        if trigger is None:
+            return
+        repo = SummariesRepository(session)
+        if trigger.kind is TriggerKind.FORGET:
+            await repo.forget(trigger.post_id)
+            return
+        if trigger.kind is not TriggerKind.SCHEDULE and not await self._worth_a_summary(
+            repo, trigger.post_id, trigger.kind, trigger.comment_count
+        ):
+            return
+        await repo.schedule(
+            trigger.post_id,
+            debounce_seconds=self._scheduling.debounce_seconds,
+            max_delay_seconds=self._scheduling.max_delay_seconds,
+        )
+
+    async def _worth_a_summary(
+        self, repo: SummariesRepository, post_id: uuid.UUID, kind: TriggerKind, count: int
+    ) -> bool:
+        if await repo.job(post_id) is not None:
+            return True  # it will run anyway; push its debounce back
+        summary = await repo.summary(post_id)
+        if kind is TriggerKind.REFRESH:
+            # The old summary may quote what changed; nothing to refresh without one.
+            return summary is not None
+        return summary is None or self._scheduling.growth.grown_enough(summary.comment_count, count)
+
+    async def after_event(self, event: events_pb2.Event) -> None:
+        """After the handler's commit: the cached answer is stale and work may be due."""
+        trigger = trigger_for(event)
+        if trigger is not None:
+            await self._after_change(trigger.post_id)
+
+    async def _after_change(self, post_id: uuid.UUID) -> None:
+        await self._cache.drop(post_id)
+        self._work_available.set()
+
+
+def _post_uuid(post_id: str) -> uuid.UUID:
+    """Malformed ids name no post: NOT_FOUND, as the posts service answers."""
+    parsed = parse_uuid(post_id)
+    if parsed is None:
+        raise NotFound(POST_NOT_FOUND)
+    return parsed
