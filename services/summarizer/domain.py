@@ -102,7 +102,8 @@ def retry_after_seconds(due_at: datetime, now: datetime) -> int:
 
 def retry_delay(attempts: int) -> timedelta:
     """Backoff of a job whose making failed `attempts` times in a row."""
-    delay: timedelta = FIRST_RETRY * (2 ** max(attempts - 1, 0))
+    # The exponent is capped before multiplying: a long outage must not overflow timedelta.
+    delay: timedelta = FIRST_RETRY * (2 ** min(max(attempts - 1, 0), 16))
     return min(delay, LONGEST_RETRY)
 
 
