@@ -24,7 +24,6 @@ from agora.events.v1 import events_pb2
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext, api
 from prometheus_client import Counter
 from sqlalchemy.dialects.postgresql import insert
@@ -119,7 +118,10 @@ class EventConsumer:
                     while True:
                         try:
                             messages = await subscription.fetch(self.batch_size, timeout=1)
-                        except NatsTimeoutError:
+                        except TimeoutError:
+                            # Nothing came within the second: nats' own TimeoutError, or
+                            # (from a race inside nats-py's fetch) asyncio's, which is
+                            # not an outage and must not make the consumer resubscribe.
                             continue
                         for message in messages:
                             await self.handle(message)
