@@ -14,16 +14,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from agora.events.v1 import events_pb2
-from agora.summarizer.v1 import summarizer_pb2
+from agora.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
 
 from tests.fake_llm import Behaviour, FakeLLM, Provider
 from tests.integration.event_support import EventStream
 from tests.integration.gateway_support import Api, Member, assert_problem, register
-from tests.integration.grpc_support import eventually
+from tests.integration.grpc_support import as_user, eventually, refused
 from tools.stack import Stack
 
 PROVIDERS = {"openai", "anthropic", "local"}
@@ -351,3 +352,26 @@ async def test_openai_first_then_anthropic_then_the_local_summariser(
     made = await ready_summary(http, both_down["id"])
     assert (made["provider"], made["model"]) == ("local", "extractive-v1")
     assert made["summary"]
+
+
+async def test_the_grpc_api_checks_its_callers_and_ids(stack: Stack, author: Member) -> None:
+    async with grpc.aio.insecure_channel(stack.address("summarizer")) as channel:
+        stub = summarizer_pb2_grpc.SummarizerServiceStub(channel)
+        unknown = str(uuid.uuid4())
+        # Only the gateway's verified identity metadata names a caller.
+        await refused(
+            grpc.StatusCode.UNAUTHENTICATED,
+            stub.RequestSummary(summarizer_pb2.RequestSummaryRequest(post_id=unknown)),
+        )
+        await refused(
+            grpc.StatusCode.NOT_FOUND,
+            stub.RequestSummary(
+                summarizer_pb2.RequestSummaryRequest(post_id=unknown),
+                metadata=as_user(author.id),
+            ),
+        )
+        for post_id in ("", "not-a-uuid", unknown):
+            await refused(
+                grpc.StatusCode.NOT_FOUND,
+                stub.GetSummary(summarizer_pb2.GetSummaryRequest(post_id=post_id)),
+            )
