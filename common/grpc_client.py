@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -109,8 +109,13 @@ def open_channel(
     services: list[ServiceDescriptor],
     *,
     default_deadline: float = DEFAULT_DEADLINE_SECONDS,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> grpc.aio.Channel:
-    """An insecure channel (mTLS belongs to the mesh) to target, for the given services."""
+    """An insecure channel (mTLS belongs to the mesh) to target, for the given services.
+
+    `interceptors` run inside the one that sets deadlines and metadata and
+    counts calls (so a call they refuse, e.g. a circuit breaker's, is counted too).
+    """
     options = [
         ("grpc.service_config", retry_service_config(services)),
         ("grpc.enable_retries", 1),
@@ -124,7 +129,7 @@ def open_channel(
     return grpc.aio.insecure_channel(
         target,
         options=options,
-        interceptors=[_ContextInterceptor(default_deadline)],  # type: ignore[list-item]
+        interceptors=[_ContextInterceptor(default_deadline), *interceptors],  # type: ignore[list-item]
     )
 
 

@@ -14,7 +14,6 @@ def main() -> None:
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", settings.log_level, settings.log_format)
     app = create_app(settings)
-    trusted = ",".join(settings.trusted_proxies)
     config = uvicorn.Config(
         app,
         host=settings.gateway_host,
@@ -22,10 +21,8 @@ def main() -> None:
         # Logging is ours (common.logs); the request middleware writes access lines.
         log_config=None,
         access_log=False,
-        # X-Forwarded-* only from proxies we were told to trust, or anyone could
-        # pose as any address.
-        proxy_headers=bool(trusted),
-        forwarded_allow_ips=trusted or None,
+        # X-Forwarded-* is read by gateway.client_address, from trusted proxies only.
+        proxy_headers=False,
         server_header=False,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),

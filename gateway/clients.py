@@ -444,6 +444,18 @@ class VotesClient:
 
         return dict(await _batched(_distinct(target_ids), fetch))
 
+    async def tallies(
+        self, target_type: votes_pb2.TargetType.ValueType, target_ids: Iterable[str]
+    ) -> dict[str, votes_pb2.Tally]:
+        """The exact tally per target id, from the votes service (zero for unvoted targets)."""
+
+        async def fetch(ids: list[str]) -> list[votes_pb2.Tally]:
+            request = votes_pb2.GetTalliesRequest(target_type=target_type, target_ids=ids)
+            response = await self._stub.GetTallies(request, timeout=self._deadline)
+            return list(response.tallies)
+
+        return {tally.target_id: tally for tally in await _batched(_distinct(target_ids), fetch)}
+
 
 class SummarizerClient:
     """agora.summarizer.v1.SummarizerService."""

@@ -11,12 +11,10 @@ token learns it instead of silently seeing the anonymous view.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, TypeVar, cast
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBearer
-from redis.exceptions import RedisError
 
 from common.context import caller_id_var
 from common.errors import Unauthenticated
@@ -30,12 +28,11 @@ from gateway.clients import (
     SummarizerClient,
     VotesClient,
 )
+from gateway.identity import MAX_TOKEN_LENGTH, remember, remembered
 from gateway.metrics import REVOCATION_FAIL_OPEN
 from gateway.problems import BEARER_CHALLENGE, INVALID_TOKEN_CHALLENGE, RETRY_AFTER_SECONDS
+from gateway.redis_guard import RedisUnavailable
 from gateway.resources import Resources
-
-# A JWT of ours is a few hundred bytes; refuse absurd ones before parsing them.
-MAX_TOKEN_LENGTH = 4096
 
 # Declares the scheme in OpenAPI (the padlock in /docs). The header itself is
 # parsed below, because HTTPBearer cannot tell "no header" from "not Bearer".
@@ -128,13 +125,16 @@ async def _is_revoked(resources: Resources, claims: AccessClaims) -> bool:
 
     Failing closed would turn a Redis outage into a full outage of every
     signed-in feature; the exposure is bounded by the 15-minute token life.
+    The guard bounds the wait (the Redis timeout) and, once Redis keeps
+    failing, skips it altogether until its breaker lets a trial through.
     """
     try:
-        async with asyncio.timeout(resources.settings.redis_timeout_seconds):
-            return await resources.revocation.is_revoked(claims.token_id, claims.session_id)
-    except (RedisError, OSError, TimeoutError) as error:
+        return await resources.redis_guard.run(
+            lambda: resources.revocation.is_revoked(claims.token_id, claims.session_id)
+        )
+    except RedisUnavailable as error:
         REVOCATION_FAIL_OPEN.inc()
-        resources.fail_open_log.report(error)
+        resources.revocation_log.report(error)
         return False
 
 
@@ -142,10 +142,14 @@ async def _authenticate(request: Request, resources: Resources) -> AccessClaims 
     token = _bearer_token(request)
     if token is None:
         return None
-    try:
-        claims = await resources.verifier.verify(token)
-    except Unauthenticated as error:
-        raise _unauthorized(error.message, invalid_token=True) from None
+    # The rate limiter may have verified this very token already.
+    claims = remembered(request.scope, token)
+    if claims is None:
+        try:
+            claims = await resources.verifier.verify(token)
+        except Unauthenticated as error:
+            raise _unauthorized(error.message, invalid_token=True) from None
+        remember(request.scope, token, claims)
     if await _is_revoked(resources, claims):
         raise _unauthorized("The access token has been revoked.", invalid_token=True)
     # From here on, calls to services carry the verified caller (x-agora-user-id).

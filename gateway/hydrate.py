@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
+import grpc
 from agora.comments.v1 import comments_pb2
 from agora.communities.v1 import communities_pb2
 from agora.posts.v1 import posts_pb2
@@ -77,6 +78,56 @@ async def post_payloads(
         )
         for post in posts
     ]
+
+
+# Outages of the votes service: the tallies copied into posts are served instead.
+_TALLIES_UNAVAILABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+async def exact_post_tallies(
+    clients: Clients, post_ids: Sequence[str]
+) -> dict[str, votes_pb2.Tally] | None:
+    """The votes service's own tallies of these posts; None while it cannot answer.
+
+    Posts keep copies of their tallies that they update from vote events a
+    moment after each vote. An answer built from a copy and then cached would
+    keep a just-cast vote's old score for the cache's whole life, so cached
+    answers take the tallies from the authority instead. None tells the
+    caller to serve the copies but not to cache them.
+    """
+    if clients.votes is None:
+        return {}  # no votes service in this deployment: no votes, the copies are exact
+    try:
+        return await clients.votes.tallies(votes_pb2.TARGET_TYPE_POST, post_ids)
+    except grpc.aio.AioRpcError as error:
+        if error.code() in _TALLIES_UNAVAILABLE:
+            return None
+        raise
+
+
+async def shared_post_payloads(
+    posts: Sequence[posts_pb2.Post],
+    clients: Clients,
+    *,
+    community_names: Mapping[str, str] | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Anonymous `Post` objects with exact tallies, for answers shared through the cache.
+
+    The second value is False when the tallies could not be had exactly (see
+    exact_post_tallies): the payloads are still right to serve, not to store.
+    """
+    async with task_group() as group:
+        tallies = group.create_task(exact_post_tallies(clients, [post.id for post in posts]))
+        payloads = group.create_task(
+            post_payloads(posts, clients, signed_in=False, community_names=community_names)
+        )
+    exact, items = tallies.result(), payloads.result()
+    if exact is None:
+        return items, False
+    for item in items:
+        if (tally := exact.get(item["id"])) is not None:
+            item.update(score=tally.score, upvotes=tally.upvotes, downvotes=tally.downvotes)
+    return items, True
 
 
 async def post_payload_one(

@@ -30,3 +30,36 @@ REVOCATION_FAIL_OPEN = Counter(
     "Authenticated requests let through unchecked because the revocation list "
     "(Redis) could not be read.",
 )
+RATE_LIMITED = Counter(
+    "agora_gateway_rate_limited_total",
+    "Requests refused with 429, by the limit that was used up.",
+    ["limit"],
+)
+RATE_LIMIT_FAIL_OPEN = Counter(
+    "agora_gateway_rate_limit_fail_open_total",
+    "Requests whose rate limits could not be checked in Redis: let through, "
+    "except that auth limits were checked per process.",
+)
+CACHE_LOOKUPS = Counter(
+    "agora_gateway_cache_requests_total",
+    "Cacheable requests by resource and result: hit (answered from Redis), miss "
+    "(rebuilt from the services) or bypass (Redis unavailable or the cache off).",
+    ["resource", "result"],
+)
+CACHE_FILLS = Counter(
+    "agora_gateway_cache_fills_total",
+    "Rebuilt entries by outcome: stored, stale (a write invalidated it while it was "
+    "being built, so it was not stored), skipped (not cacheable) or error.",
+    ["resource", "outcome"],
+)
+CACHE_REBUILD_WAITS = Counter(
+    "agora_gateway_cache_rebuild_waits_total",
+    "Misses that found another request rebuilding the entry, by outcome: served "
+    "(its value arrived in time) or timeout (built it themselves).",
+    ["resource", "outcome"],
+)
+CACHE_INVALIDATIONS = Counter(
+    "agora_gateway_cache_invalidations_total",
+    "Invalidations after writes, by outcome (done, retried, failed).",
+    ["outcome"],
+)

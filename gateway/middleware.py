@@ -24,7 +24,6 @@ access_log = logging.getLogger("agora.gateway.access")
 error_log = logging.getLogger("agora.gateway")
 
 _REQUEST_ID = b"x-request-id"
-_NOSNIFF = (b"x-content-type-options", b"nosniff")
 # What we accept from clients: short, and harmless in logs and headers.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -42,9 +41,9 @@ def _request_id(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Outermost layer: every response gets X-Request-ID and nosniff, every request one
-    access-log line and its metrics, and any unhandled exception becomes a 500
-    problem+json (logged with its traceback) instead of a bare text error."""
+    """Every response gets X-Request-ID, every request one access-log line and its
+    metrics, and any unhandled exception becomes a 500 problem+json (logged with
+    its traceback) instead of a bare text error."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -66,12 +65,9 @@ class RequestContextMiddleware:
                 response_started = True
                 status = message["status"]
                 headers = [
-                    (k, v)
-                    for k, v in message.get("headers", ())
-                    if k.lower() not in (_REQUEST_ID, _NOSNIFF[0])
+                    (k, v) for k, v in message.get("headers", ()) if k.lower() != _REQUEST_ID
                 ]
                 headers.append((_REQUEST_ID, raw_request_id))
-                headers.append(_NOSNIFF)
                 message["headers"] = headers
             await send(message)
 

@@ -7,17 +7,25 @@ points at one `Problem` schema under `application/problem+json`;
 `install_openapi` registers that schema and rewrites any automatic 422 into
 the problem form the handlers really send, so /openapi.json describes exactly
 what goes over the wire.
+
+Rate limits are applied by middleware, not by routes, so `install_openapi`
+also adds them from the limit policy: every `/api/` operation documents its
+429 (with the limits it counts against) and the `RateLimit` /
+`RateLimit-Policy` headers of its answers; 429 and 503 document Retry-After.
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from gateway.schemas.problem import Problem
+
+if TYPE_CHECKING:
+    from gateway.ratelimit.policy import Limit, LimitPolicy
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _REF_TEMPLATE = "#/components/schemas/{model}"
@@ -41,17 +49,72 @@ COMMON_STATUSES = (500,)
 BODY_STATUSES = (400, 413, 415, 422)
 
 
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "RateLimit-Policy": {
+        "description": "Every limit this request counted against "
+        "(draft-ietf-httpapi-ratelimit-headers): `q` requests per `w` seconds.",
+        "schema": {"type": "string"},
+        "example": '"user";q=100;w=60, "posts";q=10;w=3600',
+    },
+    "RateLimit": {
+        "description": "The limit closest to refusing: `r` requests remaining, "
+        "`t` seconds until one more is allowed.",
+        "schema": {"type": "string"},
+        "example": '"posts";r=9;t=3600',
+    },
+}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` entry of a route for the error statuses it can answer."""
-    return {
-        status: {
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in sorted({*statuses, *COMMON_STATUSES}):
+        answer: dict[str, Any] = {
             "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
             "content": {
                 PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _REF_TEMPLATE.format(model="Problem")}}
             },
         }
-        for status in sorted({*statuses, *COMMON_STATUSES})
-    }
+        if status in (429, 503):
+            answer["headers"] = dict(_RETRY_AFTER)
+        responses[status] = answer
+    return responses
+
+
+def _limit_text(limit: Limit) -> str:
+    per = "user" if limit.per == "user" else "client IP"
+    return f"`{limit.name}` ({limit.rate.limit} per {limit.rate.window_seconds} s per {per})"
+
+
+def _document_rate_limits(document: dict[str, Any], policy: LimitPolicy) -> None:
+    """429 and the RateLimit headers on every rate-limited operation."""
+    general = " or, without a valid token, ".join(
+        _limit_text(policy.limits[name]) for name in ("user", "anonymous") if name in policy.limits
+    )
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            extra = policy.route_limits(method.upper(), path)
+            if not path.startswith("/api/") or not (general or extra):
+                continue
+            responses = operation.setdefault("responses", {})
+            for status, answer in responses.items():
+                if status.startswith("2"):
+                    answer.setdefault("headers", {}).update(RATE_LIMIT_HEADERS)
+            counted = [general] if general else []
+            counted += [_limit_text(limit) for limit in extra]
+            too_many = problem_responses(429)[429]
+            too_many["description"] = (
+                "Rate limited; see `Retry-After`. Counts against " + "; and ".join(counted) + "."
+            )
+            too_many["headers"].update(RATE_LIMIT_HEADERS)
+            responses["429"] = too_many
+            operation["responses"] = dict(sorted(responses.items()))
 
 
 # Schema keys of a path parameter that accepts any string.
@@ -96,7 +159,7 @@ def _replace_fastapi_validation_errors(document: dict[str, Any]) -> None:
         schemas.pop(name, None)
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_openapi(app: FastAPI, policy: LimitPolicy | None = None) -> None:
     """Generate the document once, with the Problem schemas in its components."""
 
     def openapi() -> dict[str, Any]:
@@ -111,6 +174,8 @@ def install_openapi(app: FastAPI) -> None:
                 servers=app.servers,
             )
             _replace_fastapi_validation_errors(document)
+            if policy:
+                _document_rate_limits(document, policy)
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
             problem_schema = Problem.model_json_schema(
                 ref_template=_REF_TEMPLATE, mode="serialization"

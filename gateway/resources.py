@@ -1,57 +1,41 @@
 """What the gateway holds open for its whole life, built in the lifespan and nowhere else.
 
-One gRPC channel per upstream (HTTP/2 multiplexes every request over it), one
-Redis connection pool, the token verifier with its cached JWKS and the
-revocation list. Handlers reach them through `gateway.deps`, never through
-module globals, so tests and multiple apps in one process never share state.
+One gRPC channel per upstream (HTTP/2 multiplexes every request over it), each
+behind its own circuit breaker; one Redis connection pool, behind a timeout
+and a breaker of its own (gateway.redis_guard), shared by the rate limiter,
+the response cache and the revocation list; and the token verifier with its
+cached JWKS. Handlers reach them through `gateway.deps`, never through module
+globals, so tests and multiple apps in one process never share state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 from redis.asyncio import Redis
 
+from common.breaker import CircuitBreaker
 from common.errors import Unavailable
 from common.grpc_client import open_channel
 from common.redis_client import open_redis
 from common.revocation import RevocationList
 from common.tokens import AccessTokenVerifier
+from gateway.cache.service import CacheTimes, CacheTTLs, ResponseCache
+from gateway.cache.store import CacheStore
 from gateway.clients import UPSTREAMS, Clients
+from gateway.ratelimit.limiter import RateLimiter
+from gateway.ratelimit.policy import LimitPolicy
+from gateway.ratelimit.windows import RedisWindows
+from gateway.redis_guard import RedisGuard, ThrottledLog
 from gateway.settings import GatewaySettings
+from gateway.upstream_breakers import BreakerInterceptor
 
 log = logging.getLogger("agora.gateway")
-
-
-@dataclass(slots=True)
-class FailOpenLog:
-    """Logs "revocation list unreadable" at most once per interval, with the count.
-
-    When Redis is down every authenticated request fails open; one warning per
-    request would drown the logs exactly when they matter. The Prometheus
-    counter still counts every single one.
-    """
-
-    interval_seconds: float = 10.0
-    _last: float = field(default=float("-inf"))
-    _suppressed: int = 0
-
-    def report(self, error: BaseException) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval_seconds:
-            self._suppressed += 1
-            return
-        log.warning(
-            "revocation list unreadable; letting verified tokens through",
-            extra={"error": type(error).__name__, "suppressed_since_last": self._suppressed},
-        )
-        self._last, self._suppressed = now, 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +44,56 @@ class Resources:
 
     settings: GatewaySettings
     channels: Mapping[str, grpc.aio.Channel]
+    breakers: Mapping[str, CircuitBreaker]
     clients: Clients
     redis: Redis
+    redis_guard: RedisGuard
     verifier: AccessTokenVerifier
     revocation: RevocationList
-    fail_open_log: FailOpenLog
+    revocation_log: ThrottledLog
+    limiter: RateLimiter
+    cache: ResponseCache
+
+
+def _breaker(name: str, settings: GatewaySettings, open_seconds: float) -> CircuitBreaker:
+    return CircuitBreaker(
+        name,
+        failure_ratio=settings.upstream_breaker_failure_ratio,
+        window_seconds=settings.upstream_breaker_window_seconds,
+        minimum_calls=settings.upstream_breaker_minimum_calls,
+        open_seconds=open_seconds,
+    )
+
+
+def _cache(
+    settings: GatewaySettings, redis: Redis, guard: RedisGuard, clients: Clients
+) -> ResponseCache:
+    ttls = CacheTTLs(
+        post=settings.cache_post_ttl_seconds,
+        profile=settings.cache_profile_ttl_seconds,
+        community=settings.cache_community_ttl_seconds,
+        listing=settings.cache_listing_ttl_seconds,
+    )
+    store = None
+    if settings.cache_enabled:
+        # A tombstone must outlive any rebuild that could have started before it:
+        # a few sequential upstream calls, each within the deadline.
+        tombstone_seconds = max(
+            60.0, 4 * settings.upstream_deadline_seconds + settings.cache_rebuild_lock_seconds
+        )
+        store = CacheStore(
+            redis,
+            settings.redis_key_prefix,
+            tag_ttl_seconds=max(ttls.post, ttls.profile, ttls.community, ttls.listing) + 60,
+            tombstone_ms=int(tombstone_seconds * 1000),
+        )
+    times = CacheTimes(
+        lock_seconds=settings.cache_rebuild_lock_seconds,
+        wait_seconds=settings.cache_rebuild_wait_seconds,
+        settle_seconds=settings.cache_settle_seconds,
+        personal_ttl_seconds=settings.cache_viewer_ttl_seconds,
+    )
+    return ResponseCache(store, guard, clients, times, ttls)
 
 
 @asynccontextmanager
@@ -72,18 +101,33 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[Resources]:
     """Open every connection, yield them, and close them in reverse order."""
     async with AsyncExitStack() as stack:
         channels: dict[str, grpc.aio.Channel] = {}
+        breakers: dict[str, CircuitBreaker] = {}
         for upstream in UPSTREAMS:
+            breaker = _breaker(upstream.name, settings, settings.upstream_breaker_open_seconds)
             channel = open_channel(
                 settings.address_of(upstream.name),
                 list(upstream.services),
                 default_deadline=settings.upstream_deadline_seconds,
+                interceptors=[BreakerInterceptor(upstream.name, breaker)],  # type: ignore[list-item]
             )
             stack.push_async_callback(channel.close, None)
             channels[upstream.name] = channel
+            breakers[upstream.name] = breaker
         clients = Clients.build(channels, deadline=settings.upstream_deadline_seconds)
 
         redis = open_redis(settings, timeout_seconds=settings.redis_timeout_seconds)
         stack.push_async_callback(redis.aclose)
+        guard = RedisGuard(
+            _breaker("redis", settings, settings.redis_breaker_open_seconds),
+            timeout_seconds=settings.redis_timeout_seconds,
+        )
+        limiter = RateLimiter(
+            LimitPolicy.from_settings(settings),
+            RedisWindows(redis, settings.redis_key_prefix),
+            guard,
+        )
+        cache = _cache(settings, redis, guard, clients)
+        stack.push_async_callback(cache.aclose)
 
         verifier = AccessTokenVerifier(
             clients.auth.get_jwks,
@@ -94,11 +138,17 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[Resources]:
         resources = Resources(
             settings=settings,
             channels=channels,
+            breakers=breakers,
             clients=clients,
             redis=redis,
+            redis_guard=guard,
             verifier=verifier,
             revocation=RevocationList(redis, settings.redis_key_prefix),
-            fail_open_log=FailOpenLog(),
+            revocation_log=ThrottledLog(
+                "revocation list unreadable; letting verified tokens through"
+            ),
+            limiter=limiter,
+            cache=cache,
         )
         await _prefetch_jwks(resources)
         yield resources

@@ -45,6 +45,16 @@ def _signing_key_pem() -> str:
     )
 
 
+# The suite shares one gateway and sends everything from 127.0.0.1, so the real
+# limits (20 anonymous requests a minute per IP, 5 to /auth) would throttle it.
+# The limits are tested at their numbers against gateways of their own
+# (tests/integration/test_gateway_edge_limits.py).
+UNTHROTTLED = {
+    f"AGORA_RATE_LIMIT_{name}": "100000/minute"
+    for name in ("USER", "ANONYMOUS", "AUTH", "POSTS", "VOTES", "VOTES_PER_IP")
+}
+
+
 def _base_env(db_name: str, redis_prefix: str, overrides: dict[str, str]) -> dict[str, str]:
     # Start from the machine's environment minus any AGORA_* a developer exported.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
@@ -53,6 +63,7 @@ def _base_env(db_name: str, redis_prefix: str, overrides: dict[str, str]) -> dic
         {
             "AGORA_ENVIRONMENT": "test",
             "AGORA_LOG_LEVEL": "INFO",
+            **UNTHROTTLED,
             "AGORA_DB_NAME": db_name,
             # Small pools: several suites may share the machine's 100 connections.
             "AGORA_DB_POOL_SIZE": "3",

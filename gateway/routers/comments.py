@@ -4,6 +4,11 @@ and moderating comments.
 Trees come from the comments service in one answer; gateway.hydrate fills in
 every author and, for a signed-in caller, every `my_vote` at any depth with
 one batch call each.
+
+Comment trees are not cached (every reply and vote would invalidate them), but
+a post's cached answers show its `comment_count`, which the posts service
+updates from comment events a moment after each write: writes here invalidate
+the post once that has settled.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from agora.comments.v1 import comments_pb2
 from fastapi import APIRouter, Query, Response
 
 from common.contract import COMMENT_MAX_DEPTH
+from gateway.cache import keys
+from gateway.cache.dependency import CacheDep
 from gateway.deps import (
     JSON_BODY,
     ClientsDep,
@@ -77,11 +84,13 @@ MaxDepthQuery = Annotated[
     summary="Comment on a post, or reply to a comment",
 )
 async def create(
+    *,
     post_id: PostIdParam,
     body: CreateCommentRequest,
     user: CurrentUser,
     comments: CommentsClientDep,
     clients: ClientsDep,
+    cache: CacheDep,
 ) -> Response:
     """403 on a locked, removed or deleted post, under a removed comment, or for a user
     banned from the community; 422 (`parent_id`) beyond depth 10 or for a parent that is
@@ -89,6 +98,7 @@ async def create(
     comment = await comments.create(
         post_id=resource_id(post_id, "post"), parent_id=body.parent_id or "", body=body.body
     )
+    cache.invalidate_later(keys.post_tag(comment.post_id))
     payload = await comment_payload_one(comment, clients, signed_in=True, flat=True)
     return JSONBytesResponse(
         payload, status_code=201, headers={"Location": f"/api/v1/comments/{comment.id}"}
@@ -183,10 +193,14 @@ async def update(
     summary="Delete a comment (its author)",
 )
 async def delete(
-    comment_id: CommentIdParam, user: CurrentUser, comments: CommentsClientDep
+    comment_id: CommentIdParam, user: CurrentUser, comments: CommentsClientDep, cache: CacheDep
 ) -> Response:
     """It stays in the tree as `[deleted]`, so its replies stay readable."""
-    await comments.delete(resource_id(comment_id, "comment"))
+    target = resource_id(comment_id, "comment")
+    # Which post's count changes: the delete itself answers nothing.
+    comment = await comments.get(target, max_depth=0, sort=comments_pb2.COMMENT_SORT_NEW)
+    await comments.delete(target)
+    cache.invalidate_later(keys.post_tag(comment.post_id))
     return Response(status_code=204)
 
 
@@ -199,14 +213,17 @@ async def delete(
     summary="Remove or restore a comment (moderators)",
 )
 async def moderate(
+    *,
     comment_id: CommentIdParam,
     body: CommentModerationRequest,
     user: CurrentUser,
     comments: CommentsClientDep,
     clients: ClientsDep,
+    cache: CacheDep,
 ) -> Response:
     """403 for anyone but the community's moderators."""
     comment = await comments.moderate(
         resource_id(comment_id, "comment"), action=_ACTIONS[body.action], reason=body.reason
     )
+    cache.invalidate_later(keys.post_tag(comment.post_id))
     return JSONBytesResponse(await comment_payload_one(comment, clients, signed_in=True, flat=True))

@@ -13,6 +13,12 @@ from typing import Annotated, Literal
 from agora.communities.v1 import communities_pb2
 from fastapi import APIRouter, Body, Query, Response
 
+from gateway.cache import keys
+from gateway.cache.dependency import CacheDep
+from gateway.cache.document import item_document, page_document
+from gateway.cache.personal import MEMBERSHIPS
+from gateway.cache.service import Built
+from gateway.cache.store import PersonalChange
 from gateway.deps import (
     JSON_BODY,
     AuthClientDep,
@@ -39,7 +45,6 @@ from gateway.schemas.communities import (
     CreateCommunityRequest,
     UpdateCommunityRequest,
 )
-from gateway.schemas.paging import page_payload
 
 router = APIRouter(prefix="/api/v1/communities", tags=["communities"])
 
@@ -67,12 +72,14 @@ async def create(
     user: CurrentUser,
     communities: CommunitiesClientDep,
     clients: ClientsDep,
+    cache: CacheDep,
 ) -> Response:
     """The creator becomes its first member and moderator; 409 when the name is taken
     (case-insensitively)."""
     community = await communities.create(
         name=body.name, title=body.title, description=body.description, rules=_rules(body.rules)
     )
+    await cache.invalidate(keys.COMMUNITIES, personal=PersonalChange(user.user_id, "members"))
     payload = await community_payload_one(community, clients, signed_in=True)
     return JSONBytesResponse(
         payload, status_code=201, headers={"Location": f"/api/v1/communities/{community.name}"}
@@ -87,20 +94,33 @@ async def create(
     summary="List communities",
 )
 async def list_communities(
+    *,
     paging: PagingDep,
     user: OptionalUser,
     communities: CommunitiesClientDep,
     clients: ClientsDep,
+    cache: CacheDep,
     sort: Annotated[
         Literal["popular", "new"],
         Query(description="`popular`: most members first; `new`: newest first."),
     ] = "popular",
 ) -> Response:
-    page = await communities.listing(
-        sort=_SORTS[sort], page_size=paging.limit, page_token=paging.token
+    async def build() -> Built:
+        page = await communities.listing(
+            sort=_SORTS[sort], page_size=paging.limit, page_token=paging.token
+        )
+        items = await community_payloads(page.communities, clients, signed_in=False)
+        tags = (keys.COMMUNITIES, *(keys.community_tag(item["name"]) for item in items))
+        return Built(page_document(items, page.next_page_token or None), tags)
+
+    return await cache.serve(
+        keys.communities_page_entry(sort=sort, limit=paging.limit, cursor=paging.token),
+        resource="communities",
+        ttl_seconds=cache.ttls.listing,
+        build=build,
+        viewer=user.user_id if user else None,
+        personal=MEMBERSHIPS,
     )
-    items = await community_payloads(page.communities, clients, signed_in=user is not None)
-    return JSONBytesResponse(page_payload(items, page.next_page_token))
 
 
 @router.get(
@@ -115,10 +135,26 @@ async def get(
     user: OptionalUser,
     communities: CommunitiesClientDep,
     clients: ClientsDep,
+    cache: CacheDep,
 ) -> Response:
-    community = await communities.get_by_name(community_name(name))
-    payload = await community_payload_one(community, clients, signed_in=user is not None)
-    return JSONBytesResponse(payload)
+    path_name = community_name(name)
+
+    async def build() -> Built:
+        community = await communities.get_by_name(path_name)
+        payload = await community_payload_one(community, clients, signed_in=False)
+        return Built(
+            item_document(payload, personal_id=community.id),
+            (keys.community_tag(community.name),),
+        )
+
+    return await cache.serve(
+        keys.community_entry(path_name),
+        resource="community",
+        ttl_seconds=cache.ttls.community,
+        build=build,
+        viewer=user.user_id if user else None,
+        personal=MEMBERSHIPS,
+    )
 
 
 @router.patch(
@@ -130,11 +166,13 @@ async def get(
     summary="Change a community's title, description or rules (moderators)",
 )
 async def update(
+    *,
     name: CommunityNameParam,
     body: UpdateCommunityRequest,
     user: CurrentUser,
     communities: CommunitiesClientDep,
     clients: ClientsDep,
+    cache: CacheDep,
 ) -> Response:
     """Only the members given change; `rules` replaces the whole list."""
     community = await communities.update(
@@ -143,6 +181,7 @@ async def update(
         description=body.description,
         rules=None if body.rules is None else _rules(body.rules),
     )
+    await cache.invalidate(keys.community_tag(community.name))
     payload = await community_payload_one(community, clients, signed_in=True)
     return JSONBytesResponse(payload)
 
@@ -155,11 +194,17 @@ async def update(
     summary="Join a community",
 )
 async def join(
-    name: CommunityNameParam, user: CurrentUser, communities: CommunitiesClientDep
+    name: CommunityNameParam, user: CurrentUser, communities: CommunitiesClientDep, cache: CacheDep
 ) -> Response:
     """Joining again changes nothing; 403 for a user banned from it."""
     await communities.join(community_name(name))
+    await _membership_changed(cache, name, user.user_id)
     return Response(status_code=204)
+
+
+async def _membership_changed(cache: CacheDep, name: str, user_id: str) -> None:
+    """The community's member count and the user's own membership list are stale."""
+    await cache.invalidate(keys.community_tag(name), personal=PersonalChange(user_id, "members"))
 
 
 @router.delete(
@@ -170,10 +215,11 @@ async def join(
     summary="Leave a community",
 )
 async def leave(
-    name: CommunityNameParam, user: CurrentUser, communities: CommunitiesClientDep
+    name: CommunityNameParam, user: CurrentUser, communities: CommunitiesClientDep, cache: CacheDep
 ) -> Response:
     """Leaving again changes nothing; moderators who leave stay moderators."""
     await communities.leave(community_name(name))
+    await _membership_changed(cache, name, user.user_id)
     return Response(status_code=204)
 
 
@@ -189,16 +235,20 @@ async def _user_id(auth: AuthClientDep, name: str) -> str:
     summary="Appoint a moderator (moderators)",
 )
 async def add_moderator(
+    *,
     name: CommunityNameParam,
     username: UsernameParam,
     user: CurrentUser,
     auth: AuthClientDep,
     communities: CommunitiesClientDep,
+    cache: CacheDep,
 ) -> Response:
     """The user also becomes a member; appointing a moderator again changes nothing.
     409 for a user banned from the community."""
     community = community_name(name)
-    await communities.add_moderator(community, await _user_id(auth, username))
+    appointed = await _user_id(auth, username)
+    await communities.add_moderator(community, appointed)
+    await _membership_changed(cache, community, appointed)
     return Response(status_code=204)
 
 
@@ -210,15 +260,18 @@ async def add_moderator(
     summary="Dismiss a moderator (moderators)",
 )
 async def remove_moderator(
+    *,
     name: CommunityNameParam,
     username: UsernameParam,
     user: CurrentUser,
     auth: AuthClientDep,
     communities: CommunitiesClientDep,
+    cache: CacheDep,
 ) -> Response:
     """Moderators may dismiss each other or step down, but never the last moderator (409)."""
     community = community_name(name)
     await communities.remove_moderator(community, await _user_id(auth, username))
+    await cache.invalidate(keys.community_tag(community))
     return Response(status_code=204)
 
 
@@ -237,14 +290,15 @@ async def ban(
     user: CurrentUser,
     auth: AuthClientDep,
     communities: CommunitiesClientDep,
+    cache: CacheDep,
     body: Annotated[BanRequest | None, Body()] = None,
 ) -> Response:
     """A banned user cannot post, comment or vote there (403) and stops being a member;
     banning again replaces the reason. Moderators cannot be banned, nor can oneself (409)."""
     community = community_name(name)
-    await communities.ban(
-        community, await _user_id(auth, username), reason=body.reason if body else ""
-    )
+    banned = await _user_id(auth, username)
+    await communities.ban(community, banned, reason=body.reason if body else "")
+    await _membership_changed(cache, community, banned)
     return Response(status_code=204)
 
 

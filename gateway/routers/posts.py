@@ -3,6 +3,10 @@ editing, deleting and moderating.
 
 Every answer names the community and the author and, for a signed-in caller,
 carries `my_vote`; gateway.hydrate fills those in for a whole page at once.
+One post and the listings of all posts and of a community are served through
+the response cache (gateway.cache): shared anonymous bytes, the caller's
+`my_vote` spliced in. Writes invalidate what they changed; the home feed is
+the caller's own and is not cached.
 """
 
 from __future__ import annotations
@@ -12,6 +16,11 @@ from typing import Annotated
 from agora.posts.v1 import posts_pb2
 from fastapi import APIRouter, Query, Response
 
+from gateway.cache import keys
+from gateway.cache.dependency import CacheDep
+from gateway.cache.document import item_document, page_document
+from gateway.cache.personal import POST_VOTES
+from gateway.cache.service import Built
 from gateway.clients import Clients, PostsClient
 from gateway.deps import (
     JSON_BODY,
@@ -21,7 +30,7 @@ from gateway.deps import (
     OptionalUser,
     PostsClientDep,
 )
-from gateway.hydrate import post_payload_one, post_payloads
+from gateway.hydrate import post_payload_one, post_payloads, shared_post_payloads
 from gateway.openapi import BODY_STATUSES, problem_responses
 from gateway.params import (
     CommunityNameParam,
@@ -115,6 +124,28 @@ async def _page(
     return JSONBytesResponse(page_payload(items, page.next_page_token))
 
 
+async def _shared_page(
+    posts: PostsClient,
+    clients: Clients,
+    listing: _Listing,
+    *,
+    scope_tag: str,
+    community_id: str = "",
+    community_names: dict[str, str] | None = None,
+) -> Built:
+    """A listing page for the cache: anonymous, exact tallies, tagged with every post on it."""
+    page = await posts.listing(
+        community_id=community_id,
+        sort=listing.sort,
+        time_window=listing.window,
+        page_size=listing.paging.limit,
+        page_token=listing.paging.token,
+    )
+    items, exact = await shared_post_payloads(page.posts, clients, community_names=community_names)
+    tags = (scope_tag, *(keys.post_tag(item["id"]) for item in items))
+    return Built(page_document(items, page.next_page_token or None), tags, cacheable=exact)
+
+
 @router.get(
     "/posts",
     response_model=PostPage,
@@ -128,10 +159,23 @@ async def list_posts(
     user: OptionalUser,
     posts: PostsClientDep,
     clients: ClientsDep,
+    cache: CacheDep,
     sort: SortQuery = "hot",
     t: WindowQuery = None,
 ) -> Response:
-    return await _page(posts, clients, _Listing(sort, t, paging), signed_in=user is not None)
+    listing = _Listing(sort, t, paging)
+
+    async def build() -> Built:
+        return await _shared_page(posts, clients, listing, scope_tag=keys.ALL_POSTS)
+
+    return await cache.serve(
+        keys.posts_page_entry("all", sort=sort, window=t, limit=paging.limit, cursor=paging.token),
+        resource="posts",
+        ttl_seconds=cache.ttls.listing,
+        build=build,
+        viewer=user.user_id if user else None,
+        personal=POST_VOTES,
+    )
 
 
 @router.get(
@@ -149,18 +193,34 @@ async def list_community_posts(
     communities: CommunitiesClientDep,
     posts: PostsClientDep,
     clients: ClientsDep,
+    cache: CacheDep,
     sort: SortQuery = "hot",
     t: WindowQuery = None,
 ) -> Response:
     """`hot` leads with the community's pinned posts on the first page."""
-    community = await communities.get_by_name(community_name(name))
-    return await _page(
-        posts,
-        clients,
-        _Listing(sort, t, paging),
-        signed_in=user is not None,
-        community_id=community.id,
-        community_names={community.id: community.name},
+    listing = _Listing(sort, t, paging)
+    path_name = community_name(name)
+
+    async def build() -> Built:
+        community = await communities.get_by_name(path_name)
+        return await _shared_page(
+            posts,
+            clients,
+            listing,
+            scope_tag=keys.community_posts_tag(community.name),
+            community_id=community.id,
+            community_names={community.id: community.name},
+        )
+
+    return await cache.serve(
+        keys.posts_page_entry(
+            f"c/{path_name}", sort=sort, window=t, limit=paging.limit, cursor=paging.token
+        ),
+        resource="posts",
+        ttl_seconds=cache.ttls.listing,
+        build=build,
+        viewer=user.user_id if user else None,
+        personal=POST_VOTES,
     )
 
 
@@ -208,12 +268,16 @@ async def create(
     communities: CommunitiesClientDep,
     posts: PostsClientDep,
     clients: ClientsDep,
+    cache: CacheDep,
 ) -> Response:
     """A text post, a link post or both; 403 for a user banned from the community."""
     community = await communities.get_by_name(community_name(name))
     post = await posts.create(
         community_id=community.id, title=body.title, body=body.body, url=body.url or ""
     )
+    await cache.invalidate(keys.ALL_POSTS, keys.community_posts_tag(community.name))
+    # The community's post_count follows from an event a moment later.
+    cache.invalidate_later(keys.community_tag(community.name))
     payload = await post_payload_one(
         post, clients, signed_in=True, community_names={community.id: community.name}
     )
@@ -230,10 +294,29 @@ async def create(
     summary="One post",
 )
 async def get(
-    post_id: PostIdParam, user: OptionalUser, posts: PostsClientDep, clients: ClientsDep
+    post_id: PostIdParam,
+    user: OptionalUser,
+    posts: PostsClientDep,
+    clients: ClientsDep,
+    cache: CacheDep,
 ) -> Response:
-    post = await posts.get(resource_id(post_id, "post"))
-    return JSONBytesResponse(await post_payload_one(post, clients, signed_in=user is not None))
+    target = resource_id(post_id, "post")
+
+    async def build() -> Built:
+        post = await posts.get(target)
+        (item,), exact = await shared_post_payloads([post], clients)
+        return Built(
+            item_document(item, personal_id=post.id), (keys.post_tag(post.id),), cacheable=exact
+        )
+
+    return await cache.serve(
+        keys.post_entry(target),
+        resource="post",
+        ttl_seconds=cache.ttls.post,
+        build=build,
+        viewer=user.user_id if user else None,
+        personal=POST_VOTES,
+    )
 
 
 @router.patch(
@@ -245,14 +328,17 @@ async def get(
     summary="Edit a post (its author)",
 )
 async def update(
+    *,
     post_id: PostIdParam,
     body: UpdatePostRequest,
     user: CurrentUser,
     posts: PostsClientDep,
     clients: ClientsDep,
+    cache: CacheDep,
 ) -> Response:
     """Sets `edited_at`; 403 for anyone but the author, 409 once it is deleted or removed."""
     post = await posts.update(resource_id(post_id, "post"), title=body.title, body=body.body)
+    await cache.invalidate(keys.post_tag(post.id))
     return JSONBytesResponse(await post_payload_one(post, clients, signed_in=True))
 
 
@@ -263,10 +349,14 @@ async def update(
     responses=problem_responses(401, 403, 404, 503),
     summary="Delete a post (its author)",
 )
-async def delete(post_id: PostIdParam, user: CurrentUser, posts: PostsClientDep) -> Response:
+async def delete(
+    post_id: PostIdParam, user: CurrentUser, posts: PostsClientDep, cache: CacheDep
+) -> Response:
     """The post stays in place as `[deleted]` (no author, title or body) and its comments
     stay readable."""
-    await posts.delete(resource_id(post_id, "post"))
+    target = resource_id(post_id, "post")
+    await posts.delete(target)
+    await cache.invalidate(keys.post_tag(target))
     return Response(status_code=204)
 
 
@@ -279,14 +369,21 @@ async def delete(post_id: PostIdParam, user: CurrentUser, posts: PostsClientDep)
     summary="Remove, restore, lock, unlock, pin or unpin a post (moderators)",
 )
 async def moderate(
+    *,
     post_id: PostIdParam,
     body: PostModerationRequest,
     user: CurrentUser,
     posts: PostsClientDep,
     clients: ClientsDep,
+    cache: CacheDep,
 ) -> Response:
     """403 for anyone but the community's moderators."""
     post = await posts.moderate(
         resource_id(post_id, "post"), action=_ACTIONS[body.action], reason=body.reason
     )
-    return JSONBytesResponse(await post_payload_one(post, clients, signed_in=True))
+    payload = await post_payload_one(post, clients, signed_in=True)
+    # Removing, restoring and pinning also change which posts listings show, and in what order.
+    await cache.invalidate(
+        keys.post_tag(post.id), keys.ALL_POSTS, keys.community_posts_tag(payload["community"])
+    )
+    return JSONBytesResponse(payload)

@@ -3,6 +3,10 @@
 The answer is the votes service's exact tally right after the change;
 listings catch up from its events within about a second. An
 `Idempotency-Key` makes a retried request replay the first answer.
+
+A vote on a post drops the cached answers showing that post (rebuilt with the
+votes service's exact tallies, so the next read shows the vote) and the
+voter's own cached `my_vote` for it. Comments are not cached.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from agora.votes.v1 import votes_pb2
 from fastapi import APIRouter, Header, Response
 
 from common.contract import IDEMPOTENCY_KEY_PATTERN
+from gateway.cache import keys
+from gateway.cache.dependency import CacheDep
+from gateway.cache.store import PersonalChange
 from gateway.clients import VotesClient
 from gateway.deps import JSON_BODY, CurrentUser, VotesClientDep
 from gateway.openapi import BODY_STATUSES, problem_responses
@@ -64,14 +71,20 @@ async def _vote(
     description=_DESCRIPTION.format(noun="post"),
 )
 async def vote_post(
+    *,
     post_id: PostIdParam,
     body: VoteRequest,
     user: CurrentUser,
     votes: VotesClientDep,
+    cache: CacheDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     target = resource_id(post_id, "post")
-    return await _vote(votes, votes_pb2.TARGET_TYPE_POST, target, body, idempotency_key)
+    answer = await _vote(votes, votes_pb2.TARGET_TYPE_POST, target, body, idempotency_key)
+    await cache.invalidate(
+        keys.post_tag(target), personal=PersonalChange(user.user_id, "votes", (target,))
+    )
+    return answer
 
 
 @router.put(

@@ -30,12 +30,14 @@ from gateway.schemas import (
     token_pair_payload,
     user_payload,
 )
+from gateway.security_headers import SecurityHeadersMiddleware
 from gateway.settings import GatewaySettings
 
 
 def _edge_app() -> FastAPI:
     app = FastAPI(
         middleware=[
+            Middleware(SecurityHeadersMiddleware, hsts_max_age_seconds=0),
             Middleware(RequestContextMiddleware),
             Middleware(BodyLimitMiddleware, max_body_bytes=1024),
         ]
