@@ -92,6 +92,7 @@ async def build(runtime: ServiceRuntime[SummarizerSettings]) -> None:
         limits=WorkerLimits(
             concurrency=settings.summarizer_concurrency,
             lease_seconds=settings.summarizer_lease_seconds,
+            debounce_seconds=settings.summarizer_debounce_seconds,
             input_token_budget=settings.summarizer_input_token_budget,
             max_output_tokens=settings.summarizer_max_output_tokens,
         ),

@@ -50,7 +50,9 @@ class SummaryCache:
         try:
             answer = summarizer_pb2.GetSummaryResponse.FromString(_as_bytes(raw))
         except DecodeError:
+            # Readers only fill missing entries: a corrupt one must go, or it stays a day.
             CACHE_LOOKUPS.labels("error").inc()
+            await self.drop(post_id)
             return None
         CACHE_LOOKUPS.labels("hit").inc()
         return answer

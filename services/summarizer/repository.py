@@ -56,6 +56,8 @@ class QueuedJob:
 
     post_id: uuid.UUID
     due_at: datetime
+    # A worker holds it now (its lease has not expired).
+    running: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +97,11 @@ class SummariesRepository:
     async def job(self, post_id: uuid.UUID) -> QueuedJob | None:
         row = (
             await self._session.execute(
-                select(SummaryJob.post_id, SummaryJob.due_at).where(SummaryJob.post_id == post_id)
+                select(
+                    SummaryJob.post_id,
+                    SummaryJob.due_at,
+                    func.coalesce(SummaryJob.leased_until > func.now(), False),
+                ).where(SummaryJob.post_id == post_id)
             )
         ).first()
         return None if row is None else QueuedJob(*row)
@@ -129,7 +135,7 @@ class SummariesRepository:
 
         Every call bumps the generation, so a worker busy with the previous
         state of the thread keeps the job instead of deleting it. A job that is
-        backing off after failures keeps its due time unless a user asked.
+        backing off after a failure keeps its due time unless a user asked.
         """
         due = func.now() if forced else _later(debounce_seconds)
         stmt = insert(SummaryJob).values(
@@ -145,7 +151,7 @@ class SummariesRepository:
             set_={
                 "due_at": case(
                     (stmt.excluded.forced, stmt.excluded.due_at),
-                    (SummaryJob.attempts == 0, capped),
+                    (SummaryJob.last_error.is_(None), capped),
                     else_=SummaryJob.due_at,
                 ),
                 "generation": SummaryJob.generation + 1,
@@ -199,11 +205,25 @@ class SummariesRepository:
         )
         return result.first() is not None
 
-    async def finish(self, job: ClaimedJob) -> bool:
-        """Done with this generation: delete the job, or keep it if the thread changed meanwhile.
+    async def holds(self, job: ClaimedJob) -> bool:
+        """Lock the job if this worker still holds its lease; False when it lost it.
 
-        True when the job is gone; False when newer triggers keep it (its due
-        time already reflects them) and it goes back to the queue.
+        Storing a summary checks this first, in the same transaction: a post
+        removed meanwhile (its job deleted) or a job taken over by another
+        worker after a missed renewal must not get this worker's summary.
+        """
+        held = await self._session.execute(
+            select(SummaryJob.post_id)
+            .where(SummaryJob.post_id == job.post_id, SummaryJob.lease_token == job.lease_token)
+            .with_for_update()
+        )
+        return held.first() is not None
+
+    async def finish(self, job: ClaimedJob, *, requeue_after_seconds: float) -> bool:
+        """Done with this generation: delete the job, or requeue it if the thread changed meanwhile.
+
+        True when the job is gone; False when triggers that came in while it
+        ran keep it: it is due again after the debounce, counted from now.
         """
         deleted = await self._session.execute(
             delete(SummaryJob)
@@ -225,12 +245,19 @@ class SummariesRepository:
                 attempts=0,
                 last_error=None,
                 first_triggered_at=func.now(),
+                due_at=_later(requeue_after_seconds),
                 # What this run just made answers a request made during it too:
                 # the next run only needs to happen if the input changed.
                 forced=False,
             )
         )
         return False
+
+    async def recount(self, post_id: uuid.UUID, comment_count: int) -> None:
+        """The summary still stands for a thread of this size (its input did not change)."""
+        await self._session.execute(
+            update(Summary).where(Summary.post_id == post_id).values(comment_count=comment_count)
+        )
 
     async def release_failed(self, job: ClaimedJob, *, retry_in: timedelta, error: str) -> None:
         await self._session.execute(

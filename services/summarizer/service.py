@@ -63,6 +63,10 @@ class SummarizerService:
         self._scheduling = scheduling
         self._daily_quota = daily_requests_per_user
         self._work_available = work_available
+        # Ids of events whose handler changed a job or summary; their after-commit
+        # step drops the cached answer. The consumer runs handler and
+        # after-commit one event at a time, so a set is enough.
+        self._changed_by: set[str] = set()
 
     async def get_summary(self, post_id: str) -> summarizer_pb2.GetSummaryResponse:
         wanted = _post_uuid(post_id)
@@ -80,7 +84,10 @@ class SummarizerService:
             return found
         # Never summarised (older than the summarizer, say): make one now.
         await self._posts.post(wanted)
-        return await self._schedule_now(wanted, forced=False)
+        async with self._db.transaction() as session:
+            answer = await self._schedule_now(SummariesRepository(session), wanted, forced=False)
+        await self._after_change(wanted)
+        return answer
 
     async def request_summary(
         self, user_id: str, post_id: str
@@ -95,34 +102,35 @@ class SummarizerService:
             recent = await repo.requests_since(requester, QUOTA_WINDOW)
             if len(recent) >= self._daily_quota:
                 now = await repo.now()
-                free_at = recent[0] + QUOTA_WINDOW if recent else now + QUOTA_WINDOW
+                # A slot frees when enough of the window's requests leave it to go under.
+                leaving = len(recent) - self._daily_quota
+                free_at = recent[leaving] + QUOTA_WINDOW if recent else now + QUOTA_WINDOW
                 raise ResourceExhausted(
                     f"at most {self._daily_quota} summary requests a day",
                     retry_after_seconds=max((free_at - now).total_seconds(), 1.0),
                 )
             await repo.prune_requests(requester, QUOTA_WINDOW)
             await repo.add_request(requester, wanted)
-        answer = await self._schedule_now(wanted, forced=True)
+            # The request counts only if its job is queued: both commit or neither.
+            answer = await self._schedule_now(repo, wanted, forced=True)
+        await self._after_change(wanted)
         log.info("summary requested", extra={"post_id": str(wanted), "user_id": user_id})
         return summarizer_pb2.RequestSummaryResponse(
             summary=answer.summary, retry_after_seconds=answer.retry_after_seconds
         )
 
     async def _schedule_now(
-        self, post_id: uuid.UUID, *, forced: bool
+        self, repo: SummariesRepository, post_id: uuid.UUID, *, forced: bool
     ) -> summarizer_pb2.GetSummaryResponse:
-        async with self._db.transaction() as session:
-            repo = SummariesRepository(session)
-            await repo.schedule(
-                post_id,
-                debounce_seconds=0,
-                max_delay_seconds=self._scheduling.max_delay_seconds,
-                forced=forced,
-            )
-            found = answers.answer(
-                str(post_id), await repo.summary(post_id), await repo.job(post_id), await repo.now()
-            )
-        await self._after_change(post_id)
+        await repo.schedule(
+            post_id,
+            debounce_seconds=0,
+            max_delay_seconds=self._scheduling.max_delay_seconds,
+            forced=forced,
+        )
+        found = answers.answer(
+            str(post_id), await repo.summary(post_id), await repo.job(post_id), await repo.now()
+        )
         assert found is not None  # the job was just written
         return found
 
@@ -136,6 +144,7 @@ class SummarizerService:
         repo = SummariesRepository(session)
         if trigger.kind is TriggerKind.FORGET:
             await repo.forget(trigger.post_id)
+            self._changed_by.add(event.id)
             return
         if trigger.kind is not TriggerKind.SCHEDULE and not await self._worth_a_summary(
             repo, trigger.post_id, trigger.kind, trigger.comment_count
@@ -146,12 +155,16 @@ class SummarizerService:
             debounce_seconds=self._scheduling.debounce_seconds,
             max_delay_seconds=self._scheduling.max_delay_seconds,
         )
+        self._changed_by.add(event.id)
 
     async def _worth_a_summary(
         self, repo: SummariesRepository, post_id: uuid.UUID, kind: TriggerKind, count: int
     ) -> bool:
-        if await repo.job(post_id) is not None:
+        job = await repo.job(post_id)
+        if job is not None and not job.running:
             return True  # it will run anyway; push its debounce back
+        # No job, or one running on an older state of the thread: the same
+        # rules as for a summary that is already there decide.
         summary = await repo.summary(post_id)
         if kind is TriggerKind.REFRESH:
             # The old summary may quote what changed; nothing to refresh without one.
@@ -159,7 +172,10 @@ class SummarizerService:
         return summary is None or self._scheduling.growth.grown_enough(summary.comment_count, count)
 
     async def after_event(self, event: events_pb2.Event) -> None:
-        """After the handler's commit: the cached answer is stale and work may be due."""
+        """After the handler's commit: if it changed anything, the cached answer is stale."""
+        if event.id not in self._changed_by:
+            return
+        self._changed_by.discard(event.id)
         trigger = trigger_for(event)
         if trigger is not None:
             await self._after_change(trigger.post_id)

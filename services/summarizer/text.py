@@ -25,9 +25,11 @@ _RULE = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$", re.MULTILINE)
 _HEADER = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", re.MULTILINE)
 _QUOTE = re.compile(r"^\s{0,3}>\s?", re.MULTILINE)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+(.*)$", re.MULTILINE)
-_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_EMPHASIS = re.compile(r"(?<!\w)([*_])(?=\S)(.+?)(?<=\S)\1(?!\w)")
-_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+# Spans are bounded (one line, 300 characters): unbounded lazy spans backtrack
+# quadratically, and one hostile post ("**a " x 10,000) froze the process for 20 s.
+_STRONG = re.compile(r"(\*\*|__)(?=\S)([^\n]{1,300}?)(?<=\S)\1")
+_EMPHASIS = re.compile(r"(?<!\w)([*_])(?=\S)([^\n]{1,300}?)(?<=\S)\1(?!\w)")
+_STRIKE = re.compile(r"~~(?=\S)([^\n]{1,300}?)(?<=\S)~~")
 _CODE = re.compile(r"`([^`]*)`")
 # Control characters (tab and newline are whitespace, handled below) and
 # invisible format characters; joiners (U+200C, U+200D) stay: scripts need them.

@@ -30,7 +30,12 @@ from services.summarizer import answers
 from services.summarizer.cache import SummaryCache
 from services.summarizer.domain import error_text, retry_delay
 from services.summarizer.prompt import build_prompt
-from services.summarizer.repository import ClaimedJob, NewSummary, SummariesRepository
+from services.summarizer.repository import (
+    ClaimedJob,
+    NewSummary,
+    StoredSummary,
+    SummariesRepository,
+)
 from services.summarizer.threads import GrpcThreadSource
 
 if TYPE_CHECKING:
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("agora.summarizer.worker")
 
 PRODUCER = "summarizer"
+LOCAL = "local"
 POLL_INTERVAL = 1.0
 QUEUE_GAUGE_INTERVAL = 5.0
 
@@ -65,6 +71,8 @@ JOBS_RUNNING = Gauge("agora_summary_jobs_running", "Summary jobs this process is
 class WorkerLimits:
     concurrency: int
     lease_seconds: float
+    # A job that got new triggers while it ran is due again this long after it ends.
+    debounce_seconds: float
     input_token_budget: int
     max_output_tokens: int
 
@@ -102,15 +110,16 @@ class SummaryWorker:
 
     async def _claim_more(self) -> None:
         free = self._limits.concurrency - len(self._running)
-        if free <= 0:
-            return
         try:
             async with self._db.transaction() as session:
                 repo = SummariesRepository(session)
-                jobs = await repo.claim_due(free, lease_seconds=self._limits.lease_seconds)
+                # Measured even with every slot busy: that is when autoscaling needs it.
                 if time.monotonic() - self._last_gauge > QUEUE_GAUGE_INTERVAL:
                     JOBS_DUE.set(await repo.due_count())
                     self._last_gauge = time.monotonic()
+                if free <= 0:
+                    return
+                jobs = await repo.claim_due(free, lease_seconds=self._limits.lease_seconds)
         except Exception:
             # The database is down or restarting: try again next round.
             log.warning("claiming summary jobs failed", exc_info=True)
@@ -153,11 +162,12 @@ class SummaryWorker:
         started = time.perf_counter()
         keeper = asyncio.create_task(self._keep_lease(job))
         try:
-            await self._make_summary(job)
+            try:
+                await self._make_summary(job)
+            except NotFound:
+                await self._forget(job)
         except asyncio.CancelledError:
             raise
-        except NotFound:
-            await self._forget(job)
         except Exception as error:
             log.warning(
                 "summary job failed; retrying later",
@@ -193,11 +203,16 @@ class SummaryWorker:
         )
         async with self._db.read() as session:
             current = await SummariesRepository(session).summary(job.post_id)
-        if current is not None and current.input_hash == prompt.input_hash and not job.forced:
+        if self._still_good(current, prompt.input_hash, forced=job.forced):
             # Nothing a summary is made from changed (an edit outside the chosen
             # comments, say): keep the summary, skip the model call.
             async with self._db.transaction() as session:
-                gone = await SummariesRepository(session).finish(job)
+                repo = SummariesRepository(session)
+                if not await repo.holds(job):
+                    SUMMARIES.labels("none", "lost_lease").inc()
+                    return
+                await repo.recount(job.post_id, thread.comment_count)
+                gone = await repo.finish(job, requeue_after_seconds=self._limits.debounce_seconds)
             await self._publish_cache(job, gone=gone)
             SUMMARIES.labels("none", "unchanged").inc()
             return
@@ -205,6 +220,12 @@ class SummaryWorker:
         completion = await self._chain.summarize(prompt)
         async with self._db.transaction() as session:
             repo = SummariesRepository(session)
+            if not await repo.holds(job):
+                # The post was removed or deleted meanwhile (its job went with
+                # it), or another worker took the job over: this summary is void.
+                log.warning("summary dropped: lease lost", extra={"post_id": str(job.post_id)})
+                SUMMARIES.labels(completion.provider, "lost_lease").inc()
+                return
             await repo.store(
                 NewSummary(
                     post_id=job.post_id,
@@ -217,7 +238,7 @@ class SummaryWorker:
                     output_tokens=completion.output_tokens,
                 )
             )
-            gone = await repo.finish(job)
+            gone = await repo.finish(job, requeue_after_seconds=self._limits.debounce_seconds)
             await self._outbox.stage(
                 session, _summary_ready(job, completion.provider, completion.model)
             )
@@ -237,6 +258,16 @@ class SummaryWorker:
                 "output_tokens": completion.output_tokens,
             },
         )
+
+    def _still_good(self, current: StoredSummary | None, input_hash: str, *, forced: bool) -> bool:
+        """Whether the stored summary can stand for this input without a model call.
+
+        Not when a user asked, and not when it came from the local fallback
+        while a remote model is configured: an outage's summaries must not stay.
+        """
+        if current is None or forced or current.input_hash != input_hash:
+            return False
+        return current.provider != LOCAL or not self._chain.has_remote_provider
 
     async def _publish_cache(self, job: ClaimedJob, *, gone: bool) -> None:
         """Write the new answer through to Redis (or drop it while another job is queued)."""

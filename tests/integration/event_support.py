@@ -50,14 +50,16 @@ class EventStream:
             headers={"Nats-Msg-Id": msg_id or event.id},
         )
 
-    async def matching(self, kind: str, match: Callable[[events_pb2.Event], bool]) -> list[Any]:
-        """Events of one kind in the stream that match, as their payloads, in order."""
+    async def envelopes(
+        self, kind: str, match: Callable[[events_pb2.Event], bool]
+    ) -> list[events_pb2.Event]:
+        """Whole events of one kind in the stream that match, in order."""
         subscription = await self.js.pull_subscribe(
             self.subject(kind),
             stream=self.stream,
             config=api.ConsumerConfig(ack_policy=api.AckPolicy.NONE),
         )
-        found: list[Any] = []
+        found: list[events_pb2.Event] = []
         try:
             while True:
                 try:
@@ -67,9 +69,13 @@ class EventStream:
                 for message in messages:
                     event = events_pb2.Event.FromString(message.data)
                     if match(event):
-                        found.append(getattr(event, kind))
+                        found.append(event)
         finally:
             await subscription.unsubscribe()
+
+    async def matching(self, kind: str, match: Callable[[events_pb2.Event], bool]) -> list[Any]:
+        """Events of one kind in the stream that match, as their payloads, in order."""
+        return [getattr(event, kind) for event in await self.envelopes(kind, match)]
 
     async def published(
         self,

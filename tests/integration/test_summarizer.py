@@ -16,11 +16,13 @@ from typing import Any
 
 import grpc
 import httpx
+import psycopg
 import pytest
 import redis.asyncio as aioredis
 from agora.events.v1 import events_pb2
 from agora.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
 
+from common.settings import DatabaseSettings
 from tests.fake_llm import Behaviour, FakeLLM, Provider
 from tests.integration.event_support import EventStream
 from tests.integration.gateway_support import Api, Member, assert_problem, register
@@ -97,6 +99,20 @@ def llm(fake_llm: FakeLLM) -> Any:
     fake_llm.reset()
     yield fake_llm
     fake_llm.reset()
+
+
+def _processed(settings: DatabaseSettings, consumer: str, event_ids: list[str]) -> int:
+    """How many of these events the consumer recorded as handled."""
+    with psycopg.connect(
+        host=settings.host, port=settings.port, user=settings.admin_user, dbname=settings.name
+    ) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM summarizer.processed_events"
+            " WHERE consumer = %s AND event_id = ANY(%s::uuid[])",
+            (consumer, event_ids),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _about(post_id: str) -> Any:
@@ -202,8 +218,7 @@ async def test_asking_for_a_summary_needs_a_user_and_makes_a_fresh_one(
     assert int(asked.headers["retry-after"]) >= 1
 
     # Nothing changed in the thread, yet a user asked: a new summary is made.
-    fresh = await ready_summary(http, post["id"], newer_than=first["generated_at"])
-    assert fresh["refreshing"] is False
+    await ready_summary(http, post["id"], newer_than=first["generated_at"], settled=True)
 
 
 async def test_fifty_requests_a_day_per_user_exactly(
@@ -277,9 +292,11 @@ async def test_ready_summaries_are_served_from_redis_for_a_day(
 async def test_a_killed_summarizer_loses_no_event(
     http: httpx.AsyncClient,
     author: Member,
+    *,
     community: str,
     stack: Stack,
     events: EventStream,
+    db_settings: DatabaseSettings,
 ) -> None:
     api = Api(http)
     post = await api.post(author, community, "Crash test")
@@ -301,8 +318,17 @@ async def test_a_killed_summarizer_loses_no_event(
     await writer
     await asyncio.to_thread(stack.start_service, "summarizer")
 
-    # Every comment event reached the restarted summarizer: its summary covers all of them.
     await ready_summary(http, post["id"], comment_count=total, settled=True, within=30)
+    # Not only the last one: every comment event was handled, including those the
+    # killed process had been handed but not acknowledged.
+    comment_events = await events.envelopes(
+        "comment_created", lambda event: event.comment_created.post_id == post["id"]
+    )
+    assert len(comment_events) == total
+    handled = await asyncio.to_thread(
+        _processed, db_settings, "summarizer-comments", [e.id for e in comment_events]
+    )
+    assert handled == total
 
     async def drained() -> bool:
         info = await events.js.consumer_info(events.stream, "summarizer-comments")

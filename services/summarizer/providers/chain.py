@@ -104,6 +104,11 @@ class SummaryChain:
     def providers(self) -> tuple[Provider, ...]:
         return tuple(link.provider for link in self.links)
 
+    @property
+    def has_remote_provider(self) -> bool:
+        """A model behind an API is configured (the breakered links are the remote ones)."""
+        return any(link.breaker is not None for link in self.links)
+
     async def summarize(self, prompt: Prompt) -> Completion:
         """The first good answer down the chain; SummaryFailed when there is none."""
         errors: list[ProviderError] = []

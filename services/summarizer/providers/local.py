@@ -20,6 +20,7 @@ summarisers do):
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections import Counter
@@ -86,7 +87,9 @@ class LocalProvider:
         self._max_chars = max_summary_chars
 
     async def complete(self, prompt: Prompt) -> Completion:
-        text = clean_summary(summarise(prompt), max_chars=self._max_chars, provider=self.name)
+        # CPU work on whole threads: off the event loop, so RPCs, consumers and
+        # lease renewals keep going while it runs.
+        text = await asyncio.to_thread(self._summary, prompt)
         return Completion(
             text=text,
             provider=self.name,
@@ -94,6 +97,9 @@ class LocalProvider:
             input_tokens=prompt.estimated_input_tokens,
             output_tokens=estimate_tokens(text),
         )
+
+    def _summary(self, prompt: Prompt) -> str:
+        return clean_summary(summarise(prompt), max_chars=self._max_chars, provider=self.name)
 
 
 def summarise(prompt: Prompt) -> str:
