@@ -13,6 +13,7 @@ are not made at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -105,17 +106,27 @@ async def exact_post_tallies(
         raise
 
 
+@dataclass(frozen=True, slots=True)
+class SharedPosts:
+    """Anonymous `Post` objects for answers shared through the cache, and how far to trust them.
+
+    `exact`: the tallies are the votes service's (else the copies: serve, do not store).
+    `settled`: every post's copy already agreed with them, so posts had applied the last
+    votes, and a listing's order (which posts compute from their copies) is current too.
+    """
+
+    items: list[dict[str, Any]]
+    exact: bool
+    settled: bool
+
+
 async def shared_post_payloads(
     posts: Sequence[posts_pb2.Post],
     clients: Clients,
     *,
     community_names: Mapping[str, str] | None = None,
-) -> tuple[list[dict[str, Any]], bool]:
-    """Anonymous `Post` objects with exact tallies, for answers shared through the cache.
-
-    The second value is False when the tallies could not be had exactly (see
-    exact_post_tallies): the payloads are still right to serve, not to store.
-    """
+) -> SharedPosts:
+    """Anonymous `Post` objects with exact tallies (see exact_post_tallies and SharedPosts)."""
     async with task_group() as group:
         tallies = group.create_task(exact_post_tallies(clients, [post.id for post in posts]))
         payloads = group.create_task(
@@ -123,11 +134,15 @@ async def shared_post_payloads(
         )
     exact, items = tallies.result(), payloads.result()
     if exact is None:
-        return items, False
+        return SharedPosts(items, exact=False, settled=False)
+    settled = True
     for item in items:
-        if (tally := exact.get(item["id"])) is not None:
-            item.update(score=tally.score, upvotes=tally.upvotes, downvotes=tally.downvotes)
-    return items, True
+        if (tally := exact.get(item["id"])) is None:
+            continue
+        copy = (item["score"], item["upvotes"], item["downvotes"])
+        settled = settled and copy == (tally.score, tally.upvotes, tally.downvotes)
+        item.update(score=tally.score, upvotes=tally.upvotes, downvotes=tally.downvotes)
+    return SharedPosts(items, exact=True, settled=settled)
 
 
 async def post_payload_one(

@@ -141,9 +141,15 @@ async def _shared_page(
         page_size=listing.paging.limit,
         page_token=listing.paging.token,
     )
-    items, exact = await shared_post_payloads(page.posts, clients, community_names=community_names)
-    tags = (scope_tag, *(keys.post_tag(item["id"]) for item in items))
-    return Built(page_document(items, page.next_page_token or None), tags, cacheable=exact)
+    shared = await shared_post_payloads(page.posts, clients, community_names=community_names)
+    tags = (scope_tag, *(keys.post_tag(item["id"]) for item in shared.items))
+    # Right after a vote, posts may not have re-ranked yet: a page in that old order is
+    # served but not kept (its next read, once posts caught up, stores the new order).
+    return Built(
+        page_document(shared.items, page.next_page_token or None),
+        tags,
+        cacheable=shared.exact and shared.settled,
+    )
 
 
 @router.get(
@@ -304,9 +310,12 @@ async def get(
 
     async def build() -> Built:
         post = await posts.get(target)
-        (item,), exact = await shared_post_payloads([post], clients)
+        shared = await shared_post_payloads([post], clients)
+        (item,) = shared.items
         return Built(
-            item_document(item, personal_id=post.id), (keys.post_tag(post.id),), cacheable=exact
+            item_document(item, personal_id=post.id),
+            (keys.post_tag(post.id),),
+            cacheable=shared.exact,
         )
 
     return await cache.serve(
