@@ -217,30 +217,23 @@ class Api:
                 return items
 
 
-async def handled_counts(stack: Stack, service: str) -> dict[tuple[str, str], float]:
-    """(gRPC method, code) -> calls the service has completed, from its Prometheus metrics."""
+async def gateway_calls(stack: Stack) -> dict[tuple[str, str], float]:
+    """(service, gRPC method) -> calls the gateway has made, from its own /metrics.
+
+    The service is its topology name ("posts" for agora.posts.v1.PostsService).
+    """
     async with httpx.AsyncClient(timeout=5) as client:
-        text = (await client.get(f"http://127.0.0.1:{stack.metrics_ports[service]}/metrics")).text
+        text = (await client.get(f"{stack.gateway_url}/metrics")).text
     counts: dict[tuple[str, str], float] = {}
     for family in text_string_to_metric_families(text):
-        if family.name != "agora_grpc_server_handled":
+        if family.name != "agora_grpc_client_handled":
             continue
         for sample in family.samples:
             if sample.name.endswith("_total"):
-                key = (sample.labels["grpc_method"], sample.labels["grpc_code"])
+                service = sample.labels["grpc_service"].split(".")[1]
+                key = (service, sample.labels["grpc_method"])
                 counts[key] = counts.get(key, 0.0) + sample.value
     return counts
-
-
-def calls(
-    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float], method: str
-) -> float:
-    """How many calls of one method (any status) happened between two readings."""
-
-    def total(counts: dict[tuple[str, str], float]) -> float:
-        return sum(value for (name, _), value in counts.items() if name == method)
-
-    return total(after) - total(before)
 
 
 def ids(items: Iterable[dict[str, Any]]) -> list[str]:

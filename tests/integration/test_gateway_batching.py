@@ -1,8 +1,9 @@
 """No call per item: a page costs a fixed number of upstream calls, whatever its size.
 
-The proof reads the upstream services' own Prometheus counters
-(agora_grpc_server_handled_total on each service's metrics port) before and
-after one HTTP request: a 25-post listing by several authors asks auth once
+The proof reads the gateway's own Prometheus counters of the calls it made
+(agora_grpc_client_handled_total on its /metrics) before and after one HTTP
+request, so background callers of the same services (the summarizer reads
+every new post) cannot blur the count: a 25-post listing by several authors asks auth once
 (BatchGetUsers, never GetUser), the caller's votes once (GetMyVotes) and, for
 a listing across communities, communities once (BatchGetCommunities). A comment
 tree asks once for all its authors and once for all its votes, at every depth.
@@ -14,7 +15,6 @@ and a page read again is served without any call (test_gateway_edge_cache.py).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -23,8 +23,7 @@ import pytest
 from tests.integration.gateway_support import (
     Api,
     Member,
-    calls,
-    handled_counts,
+    gateway_calls,
     needs,
     register_many,
 )
@@ -44,19 +43,14 @@ async def users(stack: Stack) -> list[Member]:
 async def _count_calls(
     stack: Stack, request: Any
 ) -> tuple[httpx.Response, dict[str, dict[str, float]]]:
-    """The answer of request() and, per service and method, the calls it caused."""
-    before = {name: await handled_counts(stack, name) for name in COUNTED}
+    """The answer of request() and, per service and method, the calls the gateway made for it."""
+    before = await gateway_calls(stack)
     answer = await request()
-    await asyncio.sleep(0.2)  # let servers finish counting
-    after = {name: await handled_counts(stack, name) for name in COUNTED}
-    caused: dict[str, dict[str, float]] = {}
-    for name in COUNTED:
-        methods = {method for method, _ in after[name]} | {method for method, _ in before[name]}
-        caused[name] = {
-            m: calls(before[name], after[name], m)
-            for m in methods
-            if calls(before[name], after[name], m)
-        }
+    after = await gateway_calls(stack)
+    caused: dict[str, dict[str, float]] = {name: {} for name in COUNTED}
+    for (service, method), value in after.items():
+        if (delta := value - before.get((service, method), 0.0)) and service in caused:
+            caused[service][method] = delta
     return answer, caused
 
 
