@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -129,19 +129,6 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 def error_fields(body: dict[str, Any]) -> set[str]:
     return {error["field"] for error in body.get("errors", ())}
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 2.0) -> T:
-    """check()'s first truthy answer; fails when none comes within `within` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(0.05)
 
 
 class Api:

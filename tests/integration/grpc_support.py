@@ -52,5 +52,5 @@ async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 1
         if result:
             return result
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(0.05)

@@ -15,23 +15,21 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import nats
 import pytest
 from agora.auth.v1 import auth_pb2, auth_pb2_grpc
 from agora.comments.v1 import comments_pb2, comments_pb2_grpc
 from agora.communities.v1 import communities_pb2, communities_pb2_grpc
 from agora.events.v1 import events_pb2
 from agora.posts.v1 import posts_pb2, posts_pb2_grpc
-from nats.js import JetStreamContext, api
 
 from common import ranking
-from common.events import SUBJECTS, new_event
-from common.settings import CommonSettings
+from common.events import new_event
+from tests.integration.event_support import EventStream
 from tests.integration.grpc_support import as_user, eventually, refused, violated_fields
 from tools.stack import Stack
 
@@ -87,7 +85,7 @@ class Agora:
     communities: communities_pb2_grpc.CommunitiesServiceStub
     posts: posts_pb2_grpc.PostsServiceStub
     comments: comments_pb2_grpc.CommentsServiceStub
-    js: JetStreamContext
+    events: EventStream
 
     async def user(self) -> str:
         name = f"c_{uuid.uuid4().hex[:12]}"
@@ -143,59 +141,14 @@ class Agora:
         )
         return answer.comment
 
-    async def publish(self, event: events_pb2.Event, *, msg_id: str | None = None) -> None:
-        kind = event.WhichOneof("payload")
-        assert kind is not None
-        await self.js.publish(
-            self.stack.env["AGORA_NATS_SUBJECT_PREFIX"] + SUBJECTS[kind],
-            event.SerializeToString(),
-            stream=self.stack.env["AGORA_NATS_STREAM"],
-            headers={"Nats-Msg-Id": msg_id or event.id},
-        )
-
     async def set_tally(self, comment_id: str, up: int, down: int, version: int = 1) -> None:
-        await self.publish(vote_cast(comment_id, up=up, down=down, version=version))
+        await self.events.publish(vote_cast(comment_id, up=up, down=down, version=version))
 
         async def applied() -> bool:
             comment = await self.get(comment_id)
             return (comment.upvotes, comment.downvotes) == (up, down)
 
         await eventually(applied)
-
-    async def published(
-        self, kind: str, match: Callable[[events_pb2.Event], bool], count: int
-    ) -> list[Any]:
-        """The `count` events of one kind that match, once the relay has published them all."""
-
-        async def enough() -> list[Any] | None:
-            found = await self.matching(kind, match)
-            assert len(found) <= count, found
-            return found if len(found) == count else None
-
-        return await eventually(enough)
-
-    async def matching(self, kind: str, match: Callable[[events_pb2.Event], bool]) -> list[Any]:
-        """Events of one kind in the run's stream that match, as their payloads, in order."""
-        subject = self.stack.env["AGORA_NATS_SUBJECT_PREFIX"] + SUBJECTS[kind]
-        # No acks: an ephemeral reader that acked nothing would stall at max_ack_pending.
-        subscription = await self.js.pull_subscribe(
-            subject,
-            stream=self.stack.env["AGORA_NATS_STREAM"],
-            config=api.ConsumerConfig(ack_policy=api.AckPolicy.NONE),
-        )
-        found: list[Any] = []
-        try:
-            while True:
-                try:
-                    messages = await subscription.fetch(500, timeout=0.5)
-                except TimeoutError:  # nats' own TimeoutError is a subclass
-                    return found
-                for message in messages:
-                    event = events_pb2.Event.FromString(message.data)
-                    if match(event):
-                        found.append(getattr(event, kind))
-        finally:
-            await subscription.unsubscribe()
 
 
 @dataclass
@@ -210,24 +163,21 @@ class World:
 
 @pytest.fixture(scope="module")
 async def agora(stack: Stack) -> AsyncIterator[Agora]:
-    client = await nats.connect(CommonSettings().nats_url.get_secret_value())
     async with (
+        EventStream.connect(stack) as events,
         grpc.aio.insecure_channel(stack.address("auth")) as auth,
         grpc.aio.insecure_channel(stack.address("communities")) as communities,
         grpc.aio.insecure_channel(stack.address("posts")) as posts,
         grpc.aio.insecure_channel(stack.address("comments")) as comments,
     ):
-        try:
-            yield Agora(
-                stack=stack,
-                auth=auth_pb2_grpc.AuthServiceStub(auth),
-                communities=communities_pb2_grpc.CommunitiesServiceStub(communities),
-                posts=posts_pb2_grpc.PostsServiceStub(posts),
-                comments=comments_pb2_grpc.CommentsServiceStub(comments),
-                js=client.jetstream(),
-            )
-        finally:
-            await client.close()
+        yield Agora(
+            stack=stack,
+            auth=auth_pb2_grpc.AuthServiceStub(auth),
+            communities=communities_pb2_grpc.CommunitiesServiceStub(communities),
+            posts=posts_pb2_grpc.PostsServiceStub(posts),
+            comments=comments_pb2_grpc.CommentsServiceStub(comments),
+            events=events,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -452,7 +402,7 @@ async def test_moderators_remove_and_restore(agora: Agora, world: World) -> None
         world.author,
     )
 
-    events = await agora.published(
+    events = await agora.events.published(
         "comment_moderated", lambda e: e.comment_moderated.comment_id == comment.id, 2
     )
     assert [(e.action, e.reason, e.post_comment_count) for e in events] == [
@@ -622,7 +572,7 @@ async def test_a_500_comment_thread_reads_in_one_call(agora: Agora, world: World
     assert all(len(c.replies) == c.child_count for c in shown)
     assert elapsed < 2.0, f"500 comments took {elapsed:.2f}s"
 
-    created = await agora.published(
+    created = await agora.events.published(
         "comment_created", lambda e: e.comment_created.post_id == post_id, 500
     )
     assert sorted(e.post_comment_count for e in created) == list(range(1, 501))
@@ -732,7 +682,7 @@ async def test_vote_tallies_apply_once_and_only_when_newer(agora: Agora, world: 
     marker = await agora.comment(world.author, post_id, "a later marker")
 
     newer = vote_cast(target.id, up=5, down=1, version=2)
-    await agora.publish(newer)
+    await agora.events.publish(newer)
 
     async def applied() -> comments_pb2.Comment | None:
         comment = await agora.get(target.id)
@@ -744,10 +694,10 @@ async def test_vote_tallies_apply_once_and_only_when_newer(agora: Agora, world: 
     # The same event again (JetStream drops it), the same event under another
     # message id (the consumer's processed-events log drops it), an older tally,
     # and a post vote that happens to carry this id: none of them changes it.
-    await agora.publish(newer)
-    await agora.publish(newer, msg_id=str(uuid.uuid4()))
-    await agora.publish(vote_cast(target.id, up=50, down=0, version=1))
-    await agora.publish(
+    await agora.events.publish(newer)
+    await agora.events.publish(newer, msg_id=str(uuid.uuid4()))
+    await agora.events.publish(vote_cast(target.id, up=50, down=0, version=1))
+    await agora.events.publish(
         vote_cast(target.id, up=70, down=0, version=9, target=events_pb2.VOTE_TARGET_TYPE_POST)
     )
     # Events are consumed in order: once the marker's tally shows, the rest were handled.
@@ -784,7 +734,9 @@ async def test_events_carry_the_posts_visible_comment_count(agora: Agora, world:
     )
 
     async def stream(kind: str, count: int) -> list[Any]:
-        return await agora.published(kind, lambda e: getattr(e, kind).post_id == post_id, count)
+        return await agora.events.published(
+            kind, lambda e: getattr(e, kind).post_id == post_id, count
+        )
 
     created = await stream("comment_created", 2)
     assert [(e.comment_id, e.parent_id, e.depth, e.post_comment_count) for e in created] == [

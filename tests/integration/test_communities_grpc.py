@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql
 from common.events import new_event
 from common.settings import CommonSettings, DatabaseSettings
 from services.communities.repository import permissions_statement
+from tests.integration.event_support import EventStream
 from tests.integration.grpc_support import as_user, eventually, refused, violated_fields
 from tools.stack import Stack
 
@@ -730,23 +731,8 @@ async def test_search_understands_web_search_syntax(clients: Clients) -> None:
 async def test_post_count_follows_post_events_exactly_once(stack: Stack, clients: Clients) -> None:
     owner = await register(clients)
     community = await create(clients, owner)
-    prefix = stack.env["AGORA_NATS_SUBJECT_PREFIX"]
-    stream = stack.env["AGORA_NATS_STREAM"]
-    client = await nats.connect(CommonSettings().nats_url.get_secret_value())
-    try:
-        js = client.jetstream()
-
-        async def publish(event: events_pb2.Event, msg_id: str | None = None) -> None:
-            kind = event.WhichOneof("payload")
-            subject = prefix + (
-                "posts.post.created.v1" if kind == "post_created" else "posts.post.deleted.v1"
-            )
-            await js.publish(
-                subject,
-                event.SerializeToString(),
-                headers={"Nats-Msg-Id": msg_id or event.id},
-                stream=stream,
-            )
+    async with EventStream.connect(stack) as events:
+        publish = events.publish
 
         def created(post: str) -> events_pb2.Event:
             return new_event(
@@ -782,8 +768,6 @@ async def test_post_count_follows_post_events_exactly_once(stack: Stack, clients
         )
         await publish(deleted)
         await eventually(lambda: post_count_is(1))
-    finally:
-        await client.close()
 
 
 async def test_changes_are_published_as_events(stack: Stack, clients: Clients) -> None:

@@ -26,7 +26,8 @@ from gateway.cache.document import Document
 from gateway.cache.store import CacheStore, Hit, Miss, PersonalChange
 from gateway.settings import GatewaySettings
 from tests.integration.edge_support import Edge, dead_redis_url, edge_gateway, edge_settings, sample
-from tests.integration.gateway_support import Api, Member, eventually, register_many
+from tests.integration.gateway_support import Api, Member, register_many
+from tests.integration.grpc_support import eventually
 from tools.stack import Stack
 
 SERVICES = ("auth", "communities", "posts", "comments", "votes")

@@ -17,19 +17,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
-import nats
 import psycopg
 import pytest
 from agora.auth.v1 import auth_pb2, auth_pb2_grpc
 from agora.communities.v1 import communities_pb2, communities_pb2_grpc
 from agora.events.v1 import events_pb2
 from agora.posts.v1 import posts_pb2, posts_pb2_grpc
-from nats.js import JetStreamContext
 from sqlalchemy.dialects import postgresql
 
 from common import migrations, ranking
-from common.events import SUBJECTS, new_event
-from common.settings import CommonSettings, DatabaseSettings
+from common.events import new_event
+from common.settings import DatabaseSettings
 from common.topology import service
 from services.posts.domain import Scope, Sort
 from services.posts.repository import (
@@ -38,6 +36,7 @@ from services.posts.repository import (
     pinned_statement,
     search_statement,
 )
+from tests.integration.event_support import EventStream
 from tests.integration.grpc_support import as_user, eventually, violated_fields
 from tools import bootstrap
 from tools.stack import Stack
@@ -60,7 +59,7 @@ class Agora:
     auth: auth_pb2_grpc.AuthServiceStub
     communities: communities_pb2_grpc.CommunitiesServiceStub
     posts: posts_pb2_grpc.PostsServiceStub
-    js: JetStreamContext
+    events: EventStream
 
     async def user(self) -> str:
         name = f"p_{uuid.uuid4().hex[:12]}"
@@ -118,56 +117,22 @@ class Agora:
             if not token:
                 return ids
 
-    async def publish(self, event: events_pb2.Event, *, msg_id: str | None = None) -> None:
-        kind = event.WhichOneof("payload")
-        assert kind is not None
-        subject = self.stack.env["AGORA_NATS_SUBJECT_PREFIX"] + SUBJECTS[kind]
-        await self.js.publish(
-            subject,
-            event.SerializeToString(),
-            stream=self.stack.env["AGORA_NATS_STREAM"],
-            headers={"Nats-Msg-Id": msg_id or event.id},
-        )
-
-    async def published(self, kind: str, match: Callable[[events_pb2.Event], bool]) -> list[Any]:
-        """Events of one kind in the run's stream that match, as their payloads."""
-        subject = self.stack.env["AGORA_NATS_SUBJECT_PREFIX"] + SUBJECTS[kind]
-        subscription = await self.js.pull_subscribe(
-            subject, stream=self.stack.env["AGORA_NATS_STREAM"]
-        )
-        found: list[Any] = []
-        try:
-            while True:
-                try:
-                    messages = await subscription.fetch(100, timeout=0.5)
-                except nats.errors.TimeoutError:
-                    return found
-                for message in messages:
-                    event = events_pb2.Event.FromString(message.data)
-                    if match(event):
-                        found.append(getattr(event, kind))
-        finally:
-            await subscription.unsubscribe()
-
 
 @pytest.fixture(scope="module")
 async def agora(stack: Stack) -> AsyncIterator[Agora]:
-    client = await nats.connect(CommonSettings().nats_url.get_secret_value())
     async with (
+        EventStream.connect(stack) as events,
         grpc.aio.insecure_channel(stack.address("auth")) as auth,
         grpc.aio.insecure_channel(stack.address("communities")) as communities,
         grpc.aio.insecure_channel(stack.address("posts")) as posts,
     ):
-        try:
-            yield Agora(
-                stack=stack,
-                auth=auth_pb2_grpc.AuthServiceStub(auth),
-                communities=communities_pb2_grpc.CommunitiesServiceStub(communities),
-                posts=posts_pb2_grpc.PostsServiceStub(posts),
-                js=client.jetstream(),
-            )
-        finally:
-            await client.close()
+        yield Agora(
+            stack=stack,
+            auth=auth_pb2_grpc.AuthServiceStub(auth),
+            communities=communities_pb2_grpc.CommunitiesServiceStub(communities),
+            posts=posts_pb2_grpc.PostsServiceStub(posts),
+            events=events,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +189,7 @@ def vote_cast(
 
 
 async def set_tally(agora: Agora, post_id: str, up: int, down: int, version: int = 1) -> None:
-    await agora.publish(vote_cast(post_id, up=up, down=down, version=version))
+    await agora.events.publish(vote_cast(post_id, up=up, down=down, version=version))
 
     async def applied() -> bool:
         post = await agora.get(post_id)
@@ -252,7 +217,7 @@ async def test_create_then_read_a_post(agora: Agora) -> None:
     assert await agora.get(post.id) == post
 
     created = await eventually(
-        lambda: agora.published("post_created", lambda e: e.post_created.post_id == post.id)
+        lambda: agora.events.matching("post_created", lambda e: e.post_created.post_id == post.id)
     )
     assert created[0].community_id == community.id
     assert created[0].author_id == author
@@ -381,7 +346,7 @@ async def test_only_the_author_edits_and_edits_are_marked(agora: Agora) -> None:
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violated_fields(error.value) == ["title"]
     updated = await eventually(
-        lambda: agora.published("post_updated", lambda e: e.post_updated.post_id == post.id)
+        lambda: agora.events.matching("post_updated", lambda e: e.post_updated.post_id == post.id)
     )
     assert updated[0].community_id == community.id
 
@@ -414,7 +379,7 @@ async def test_only_the_author_deletes_and_the_post_reads_as_deleted(agora: Agor
         )
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     deleted = await eventually(
-        lambda: agora.published("post_deleted", lambda e: e.post_deleted.post_id == post.id)
+        lambda: agora.events.matching("post_deleted", lambda e: e.post_deleted.post_id == post.id)
     )
     assert len(deleted) == 1
 
@@ -477,7 +442,9 @@ async def test_moderation_is_for_moderators_and_idempotent(agora: Agora) -> None
         assert violated_fields(error.value) == [field]
 
     events = await eventually(
-        lambda: agora.published("post_moderated", lambda e: e.post_moderated.post_id == post.id)
+        lambda: agora.events.matching(
+            "post_moderated", lambda e: e.post_moderated.post_id == post.id
+        )
     )
     # The repeated remove changed nothing and staged nothing.
     assert [(e.action, e.reason) for e in events] == [
@@ -755,17 +722,19 @@ async def test_vote_tallies_apply_only_when_newer(agora: Agora) -> None:
     assert (voted.score, voted.upvotes, voted.downvotes) == (5, 7, 2)
 
     newest = vote_cast(post.id, up=9, down=2, version=7)
-    await agora.publish(newest)
+    await agora.events.publish(newest)
     await eventually(lambda: _has_score(agora, post.id, 7))
     # An older version arriving late, and a replay of the newest event (same event id,
     # delivered again under a new message id), change nothing.
-    await agora.publish(vote_cast(post.id, up=1, down=30, version=6))
-    await agora.publish(newest, msg_id=str(uuid.uuid4()))
+    await agora.events.publish(vote_cast(post.id, up=1, down=30, version=6))
+    await agora.events.publish(newest, msg_id=str(uuid.uuid4()))
     # Comment tallies are not this service's business, even for a post's id.
-    await agora.publish(
+    await agora.events.publish(
         vote_cast(post.id, up=0, down=50, version=99, target=events_pb2.VOTE_TARGET_TYPE_COMMENT)
     )
-    await agora.publish(vote_cast(str(uuid.uuid4()), up=1, down=0, version=1))  # unknown post
+    await agora.events.publish(
+        vote_cast(str(uuid.uuid4()), up=1, down=0, version=1)
+    )  # unknown post
     # The consumer handles events in order: once this later one shows, the others were seen.
     await set_tally(agora, bystander.id, 1, 0)
     final = await agora.get(post.id)
@@ -813,9 +782,9 @@ async def test_comment_counts_follow_comment_events(agora: Agora) -> None:
 
     first, second, third = created(post.id, 1), created(post.id, 2), created(post.id, 3)
     for event in (first, second, third):
-        await agora.publish(event)
+        await agora.events.publish(event)
     await eventually(lambda: _has_comments(agora, post.id, 3))
-    await agora.publish(
+    await agora.events.publish(
         new_event(
             "comments",
             owner,
@@ -828,14 +797,14 @@ async def test_comment_counts_follow_comment_events(agora: Agora) -> None:
 
     # A replay of an applied event and events for unknown or malformed posts change
     # nothing; the later event for the sentinel shows they were all handled.
-    await agora.publish(first, msg_id=str(uuid.uuid4()))
-    await agora.publish(moderated(str(uuid.uuid4()), 9))
-    await agora.publish(moderated("not-a-post", 9))
-    await agora.publish(created(sentinel.id, 5))
+    await agora.events.publish(first, msg_id=str(uuid.uuid4()))
+    await agora.events.publish(moderated(str(uuid.uuid4()), 9))
+    await agora.events.publish(moderated("not-a-post", 9))
+    await agora.events.publish(created(sentinel.id, 5))
     await eventually(lambda: _has_comments(agora, sentinel.id, 5))
     assert (await agora.get(post.id)).comment_count == 2
 
-    await agora.publish(moderated(post.id, 0))
+    await agora.events.publish(moderated(post.id, 0))
     await eventually(lambda: _has_comments(agora, post.id, 0))
     listed = await agora.listing(community_id=community.id, sort=NEW)
     assert [(p.id, p.comment_count) for p in listed.posts] == [(sentinel.id, 5), (post.id, 0)]

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import nats
 import psycopg
 import pytest
 from agora.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -25,11 +24,10 @@ from agora.communities.v1 import communities_pb2, communities_pb2_grpc
 from agora.events.v1 import events_pb2
 from agora.posts.v1 import posts_pb2, posts_pb2_grpc
 from agora.votes.v1 import votes_pb2, votes_pb2_grpc
-from nats.js import api
-from nats.js.errors import NotFoundError
 
-from common.settings import CommonSettings, DatabaseSettings
-from tests.integration.grpc_support import as_user
+from common.settings import DatabaseSettings
+from tests.integration.event_support import EventStream
+from tests.integration.grpc_support import as_user, eventually
 from tools.stack import Stack
 
 RUN = uuid.uuid4().hex[:8]
@@ -371,35 +369,18 @@ async def test_get_my_votes_for_a_page(world: World) -> None:
 async def read_vote_events(
     stack: Stack, target_id: str, *, until: Callable[[list[events_pb2.Event]], bool]
 ) -> list[events_pb2.Event]:
-    """This target's vote_cast events in stream order, read by a consumer of the test's own."""
-    subject = stack.env["AGORA_NATS_SUBJECT_PREFIX"] + "votes.vote.cast.v1"
-    client = await nats.connect(CommonSettings().nats_url.get_secret_value())
-    found: list[events_pb2.Event] = []
-    try:
-        js = client.jetstream()
-        subscription = await js.pull_subscribe(
-            subject,
-            stream=stack.env["AGORA_NATS_STREAM"],
-            config=api.ConsumerConfig(
-                ack_policy=api.AckPolicy.NONE, deliver_policy=api.DeliverPolicy.ALL
-            ),
-        )
-        deadline = asyncio.get_running_loop().time() + 20
-        while not until(found):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"only {len(found)} vote_cast events arrived for {target_id}")
-            try:
-                messages = await subscription.fetch(200, timeout=1)
-            except (TimeoutError, NotFoundError):
-                continue
-            for message in messages:
-                event = events_pb2.Event.FromString(message.data)
-                if event.vote_cast.target_id == target_id:
-                    found.append(event)
-        await subscription.unsubscribe()
-    finally:
-        await client.close()
-    return found
+    """This target's vote_cast events in stream order, once `until` accepts them."""
+
+    def about_target(event: events_pb2.Event) -> bool:
+        return event.vote_cast.target_id == target_id
+
+    async with EventStream.connect(stack) as events:
+
+        async def enough() -> list[events_pb2.Event] | None:
+            found = await events.envelopes("vote_cast", about_target)
+            return found if until(found) else None
+
+        return await eventually(enough, within=20)
 
 
 async def test_vote_cast_events_carry_the_tally_and_increasing_versions(world: World) -> None:
