@@ -28,6 +28,7 @@ from common.topology import SERVICES
 from tests.fake_llm import FakeLLM
 from tests.infrastructure import InfrastructureUnavailable, running_infrastructure
 from tools import bootstrap
+from tools.infra import delete_redis_keys, delete_stream
 from tools.stack import RUN_DIR, Stack, free_port
 
 RUN_ID = uuid.uuid4().hex[:12]
@@ -223,38 +224,8 @@ def stack(
         stack.stop_all()
         sink.close()
         bootstrap.drop_database(db_settings)
-        _delete_redis_keys(common.redis_url.get_secret_value(), redis_prefix)
-        _delete_stream(common.nats_url.get_secret_value(), env["AGORA_NATS_STREAM"])
-
-
-def _delete_redis_keys(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
-def _delete_stream(url: str, stream: str) -> None:
-    import asyncio
-
-    import nats
-    from nats.js.errors import NotFoundError
-
-    async def delete() -> None:
-        client = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=1)
-        try:
-            await client.jetstream().delete_stream(stream)
-        except NotFoundError:
-            pass
-        finally:
-            await client.close()
-
-    asyncio.run(delete())
+        delete_redis_keys(common.redis_url.get_secret_value(), redis_prefix)
+        delete_stream(common.nats_url.get_secret_value(), env["AGORA_NATS_STREAM"])
 
 
 @pytest.fixture

@@ -84,3 +84,38 @@ def check_infrastructure(settings: CommonSettings, db: DatabaseSettings) -> list
         "NATS": _check_nats(settings.nats_url.get_secret_value()),
     }
     return [Problem(server, error) for server, error in checks.items() if error]
+
+
+# ----------------------------------------------------------- cleaning up after a run
+# A test run or a smoke check uses a key prefix and a stream of its own; these
+# remove them again, so the machine's servers keep only the developer's data.
+
+
+def delete_redis_keys(url: str, prefix: str) -> None:
+    """Delete every key under prefix (SCAN, so Redis is never blocked by KEYS)."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def delete_stream(url: str, stream: str) -> None:
+    """Delete a JetStream stream with its messages and consumers; a missing one is fine."""
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    async def delete() -> None:
+        client = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=1)
+        try:
+            await client.jetstream().delete_stream(stream)
+        except NotFoundError:
+            pass
+        finally:
+            await client.close()
+
+    asyncio.run(delete())

@@ -26,12 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import grpc
-import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from common.topology import GATEWAY_PORT, SERVICES
 from tools.child import LAUNCHER_PID
+from tools.healthcheck import Probe, run_probe
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".run"
@@ -182,18 +179,14 @@ class Stack:
 
     @staticmethod
     def _healthy(process: Process) -> bool:
+        """The probes the image's HEALTHCHECK makes (tools.healthcheck), on this stack's ports."""
+        address = f"127.0.0.1:{process.port}"
         if process.kind == "http":
-            try:
-                return httpx.get(f"http://127.0.0.1:{process.port}/healthz", timeout=1).is_success
-            except httpx.HTTPError:
-                return False
-        with grpc.insecure_channel(f"127.0.0.1:{process.port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            try:
-                answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-            except grpc.RpcError:
-                return False
-            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+            probe = Probe("http", f"http://{address}/healthz")
+        else:
+            probe = Probe("grpc", address)
+        healthy, _ = run_probe(probe, timeout=1)
+        return healthy
 
     def start_all(self) -> None:
         for spec in SERVICES:
