@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -25,7 +27,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext, api
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +41,24 @@ HANDLED = Counter(
     "Events a consumer handled, by outcome (applied, duplicate, retried, dead_lettered,"
     " not_subscribed).",
     ["consumer", "outcome"],
+)
+
+# The durable's own view from JetStream, refreshed every lag_interval by the
+# consumer (every replica reports the same durable: aggregate with max).
+PENDING = Gauge(
+    "agora_consumer_pending",
+    "Events in the stream this durable consumer has not been delivered yet (its lag).",
+    ["consumer"],
+)
+ACK_PENDING = Gauge(
+    "agora_consumer_ack_pending",
+    "Events delivered to this durable consumer and not yet acknowledged.",
+    ["consumer"],
+)
+REDELIVERED = Gauge(
+    "agora_consumer_redelivered",
+    "Events delivered to this durable consumer more than once and not yet acknowledged.",
+    ["consumer"],
 )
 
 Handler = Callable[[AsyncSession, events_pb2.Event], Awaitable[None]]
@@ -90,6 +110,7 @@ class EventConsumer:
         ack_wait: timedelta = timedelta(seconds=30),
         batch_size: int = 64,
         after_commit: AfterCommit | None = None,
+        lag_interval: float = 10.0,
     ) -> None:
         self.bus = bus
         self.db = db
@@ -101,6 +122,8 @@ class EventConsumer:
         self.ack_wait = ack_wait
         self.batch_size = batch_size
         self.after_commit = after_commit
+        self.lag_interval = lag_interval
+        self._lag_measured_at = -math.inf
         self._applied = 0
 
     @property
@@ -114,8 +137,10 @@ class EventConsumer:
             try:
                 subscription = await self._subscribe()
                 backoff = 0.2
+                self._lag_measured_at = -math.inf
                 try:
                     while True:
+                        await self._report_lag(subscription)
                         try:
                             messages = await subscription.fetch(self.batch_size, timeout=1)
                         except TimeoutError:
@@ -138,6 +163,22 @@ class EventConsumer:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _report_lag(self, subscription: JetStreamContext.PullSubscription) -> None:
+        """Refresh the lag gauges every lag_interval (once right after subscribing)."""
+        now = time.monotonic()
+        if now - self._lag_measured_at < self.lag_interval:
+            return
+        self._lag_measured_at = now
+        try:
+            info = await subscription.consumer_info()
+        except (NatsError, OSError, TimeoutError):
+            # The fetch that follows finds out whether NATS is really gone.
+            log.debug("consumer %s lag not measured", self.durable, exc_info=True)
+            return
+        PENDING.labels(self.durable).set(info.num_pending or 0)
+        ACK_PENDING.labels(self.durable).set(info.num_ack_pending or 0)
+        REDELIVERED.labels(self.durable).set(info.num_redelivered or 0)
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         js = await self.bus.connected()

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from common.pool_metrics import measured_pool, track_pool
 from common.settings import DatabaseSettings
 
 # Deterministic constraint names, so Alembic migrations can refer to them.
@@ -60,6 +61,7 @@ class Database:
             pool_timeout=settings.pool_timeout_seconds,
             pool_pre_ping=True,
             pool_recycle=1800,
+            poolclass=measured_pool(application_name),
             # Statement parameters (hashes, emails, bodies) never reach error logs.
             hide_parameters=True,
             connect_args={
@@ -67,6 +69,11 @@ class Database:
                 "options": f"-c statement_timeout={settings.statement_timeout_ms}",
                 "connect_timeout": 5,
             },
+        )
+        track_pool(
+            self.engine.sync_engine,
+            application_name,
+            max_connections=settings.pool_size + settings.max_overflow,
         )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 

@@ -9,6 +9,7 @@ UNAVAILABLE, with exponential backoff and jitter.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -20,7 +21,13 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from common.context import REQUEST_ID_KEY, USER_ID_KEY, caller_id_var, request_id_var
 from common.errors import DomainError, NotFound, Unavailable
-from common.metrics import GRPC_CLIENT_HANDLED, GRPC_CLIENT_SECONDS, split_method
+from common.metrics import (
+    GRPC_CLIENT_HANDLED,
+    GRPC_CLIENT_IN_FLIGHT,
+    GRPC_CLIENT_SECONDS,
+    outcome_of,
+    split_method,
+)
 
 DEFAULT_DEADLINE_SECONDS = 5.0
 
@@ -91,6 +98,8 @@ class _ContextInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore
         service, name = split_method(method.decode() if isinstance(method, bytes) else method)
         started = time.perf_counter()
         code = "UNKNOWN"
+        in_flight = GRPC_CLIENT_IN_FLIGHT.labels(service)
+        in_flight.inc()
         try:
             call = await continuation(details, request)
             response = await call
@@ -99,9 +108,14 @@ class _ContextInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore
         except grpc.aio.AioRpcError as error:
             code = error.code().name
             raise
+        except asyncio.CancelledError:
+            # This process gave up on the call (a sibling lookup failed, the client left).
+            code = grpc.StatusCode.CANCELLED.name
+            raise
         finally:
+            in_flight.dec()
             GRPC_CLIENT_SECONDS.labels(service, name).observe(time.perf_counter() - started)
-            GRPC_CLIENT_HANDLED.labels(service, name, code).inc()
+            GRPC_CLIENT_HANDLED.labels(service, name, code, outcome_of(code)).inc()
 
 
 def open_channel(

@@ -31,7 +31,13 @@ from sqlalchemy import exc as sa_exc
 
 from common.context import REQUEST_ID_KEY, USER_ID_KEY, caller_id_var, request_id_var
 from common.errors import DomainError, InvalidArgument, Unavailable
-from common.metrics import GRPC_SERVER_HANDLED, GRPC_SERVER_SECONDS, split_method
+from common.metrics import (
+    GRPC_SERVER_HANDLED,
+    GRPC_SERVER_IN_FLIGHT,
+    GRPC_SERVER_SECONDS,
+    outcome_of,
+    split_method,
+)
 
 log = logging.getLogger("agora.grpc")
 
@@ -116,6 +122,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return handler
         inner = handler.unary_unary
         service, method = split_method(full_method)
+        in_flight = GRPC_SERVER_IN_FLIGHT.labels(service, method)
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             metadata = context.invocation_metadata()
@@ -123,6 +130,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             caller_id_var.set(_metadata_value(metadata, USER_ID_KEY) or None)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            in_flight.inc()
             try:
                 if isinstance(request, Message) and (bad := field_with_nul(request)) is not None:
                     raise InvalidArgument.for_field(bad, "must not contain NUL characters")
@@ -148,8 +156,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
             finally:
                 elapsed = time.perf_counter() - started
+                in_flight.dec()
                 GRPC_SERVER_SECONDS.labels(service, method).observe(elapsed)
-                GRPC_SERVER_HANDLED.labels(service, method, code.name).inc()
+                GRPC_SERVER_HANDLED.labels(service, method, code.name, outcome_of(code.name)).inc()
                 log.info(
                     "rpc %s",
                     method,

@@ -26,6 +26,7 @@ from common.grpc_client import open_channel
 from common.grpc_interceptors import ServerInterceptor
 from common.logs import configure_logging
 from common.metrics import serve_metrics
+from common.process_metrics import describe_process
 from common.settings import ServiceSettings
 
 log = logging.getLogger("agora.server")
@@ -147,6 +148,7 @@ def _background_ended(task: asyncio.Task[None], stop: asyncio.Event) -> None:
 def run_service(name: str, settings: SettingsT, build: BuildFn[SettingsT]) -> None:
     """Entry point of `python -m services.<name>`."""
     configure_logging(name, settings.log_level, settings.log_format)
+    describe_process(name)
     try:
         asyncio.run(serve(name, settings, build))
     except Exception:

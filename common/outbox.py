@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 import uuid
 import zlib
 from datetime import timedelta
@@ -105,6 +107,7 @@ class OutboxRelay:
         batch_size: int = 200,
         idle_interval: float = 0.5,
         max_backoff: float = 5.0,
+        backlog_interval: float = 10.0,
     ) -> None:
         self.db = db
         self.outbox = outbox
@@ -113,6 +116,8 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_interval = idle_interval
         self.max_backoff = max_backoff
+        self.backlog_interval = backlog_interval
+        self._backlog_measured_at = -math.inf
         schema = self.table.schema or "public"
         self.schema = schema
         # One relay per schema at a time publishes, which keeps events in order.
@@ -125,6 +130,7 @@ class OutboxRelay:
         while True:
             # Cleared before the round, so a commit during the round is not missed.
             self.outbox.committed.clear()
+            await self._measure_backlog()
             try:
                 published = await self.publish_batch()
                 backoff = 0.1
@@ -190,9 +196,24 @@ class OutboxRelay:
             )
         return int(count or 0)
 
+    async def _measure_backlog(self) -> None:
+        """Refresh the backlog gauge every backlog_interval, publishing or not.
+
+        Measured from every replica (only one publishes) and while NATS is down,
+        which is when the backlog grows; a database that is down too leaves the
+        last value, and the relay's failure counter tells why.
+        """
+        now = time.monotonic()
+        if now - self._backlog_measured_at < self.backlog_interval:
+            return
+        self._backlog_measured_at = now
+        try:
+            BACKLOG.labels(self.schema).set(await self.backlog())
+        except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError):
+            log.debug("outbox backlog not measured: database unavailable", exc_info=True)
+
     async def _housekeeping(self) -> None:
-        """Refresh the backlog gauge and drop rows published long ago."""
-        BACKLOG.labels(self.schema).set(await self.backlog())
+        """Drop rows published long ago."""
         async with self.db.transaction() as session:
             await session.execute(
                 sa.delete(self.table).where(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from common.logs import configure_logging
+from common.process_metrics import describe_process
 from common.settings import load_settings
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -13,6 +14,7 @@ from gateway.settings import GatewaySettings
 def main() -> None:
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", settings.log_level, settings.log_format)
+    describe_process("gateway")
     app = create_app(settings)
     config = uvicorn.Config(
         app,

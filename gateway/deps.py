@@ -30,6 +30,7 @@ from gateway.clients import (
 )
 from gateway.identity import MAX_TOKEN_LENGTH, remember, remembered
 from gateway.metrics import REVOCATION_FAIL_OPEN
+from gateway.openapi import OPTIONAL_BEARER
 from gateway.problems import BEARER_CHALLENGE, INVALID_TOKEN_CHALLENGE, RETRY_AFTER_SECONDS
 from gateway.redis_guard import RedisUnavailable
 from gateway.resources import Resources
@@ -37,6 +38,11 @@ from gateway.resources import Resources
 # Declares the scheme in OpenAPI (the padlock in /docs). The header itself is
 # parsed below, because HTTPBearer cannot tell "no header" from "not Bearer".
 _bearer_scheme = HTTPBearer(auto_error=False, description="An access token from /auth/login.")
+# The same header where anonymous callers are served too: install_openapi
+# documents it as optional (`security: [{}, {"HTTPBearer": []}]`).
+_optional_bearer_scheme = HTTPBearer(
+    auto_error=False, scheme_name=OPTIONAL_BEARER, description="An optional access token."
+)
 
 
 async def get_resources(request: Request) -> Resources:
@@ -160,7 +166,7 @@ async def _authenticate(request: Request, resources: Resources) -> AccessClaims 
 async def optional_user(
     request: Request,
     resources: ResourcesDep,
-    _scheme: Annotated[object, Depends(_bearer_scheme)],
+    _scheme: Annotated[object, Depends(_optional_bearer_scheme)],
 ) -> AccessClaims | None:
     return await _authenticate(request, resources)
 

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from gateway.ratelimit.policy import Limit, LimitPolicy
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# The scheme name of the bearer token on endpoints that serve anonymous callers
+# too; the published document says so with an empty requirement instead.
+OPTIONAL_BEARER = "OptionalHTTPBearer"
+BEARER = "HTTPBearer"
 _REF_TEMPLATE = "#/components/schemas/{model}"
 
 # Why each status can happen, as shown in the docs.
@@ -159,6 +163,27 @@ def _replace_fastapi_validation_errors(document: dict[str, Any]) -> None:
         schemas.pop(name, None)
 
 
+def _document_optional_auth(document: dict[str, Any]) -> None:
+    """`security: [{}, {"HTTPBearer": []}]` where a token is optional (OpenAPI's way).
+
+    FastAPI lists every security dependency as required. An operation that
+    demands a user anywhere in its dependencies keeps the plain requirement.
+    """
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            requirements = operation.get("security")
+            if not requirements or not any(OPTIONAL_BEARER in r for r in requirements):
+                continue
+            if any(BEARER in r for r in requirements):
+                operation["security"] = [{BEARER: []}]
+            else:
+                operation["security"] = [{}, {BEARER: []}]
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    optional = schemes.pop(OPTIONAL_BEARER, None)
+    if optional is not None and BEARER not in schemes:
+        schemes[BEARER] = {**optional, "description": "An access token from /auth/login."}
+
+
 def install_openapi(app: FastAPI, policy: LimitPolicy | None = None) -> None:
     """Generate the document once, with the Problem schemas in its components."""
 
@@ -174,6 +199,7 @@ def install_openapi(app: FastAPI, policy: LimitPolicy | None = None) -> None:
                 servers=app.servers,
             )
             _replace_fastapi_validation_errors(document)
+            _document_optional_auth(document)
             if policy:
                 _document_rate_limits(document, policy)
             schemas = document.setdefault("components", {}).setdefault("schemas", {})

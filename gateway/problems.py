@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from common.errors import DomainError, FieldError
 from gateway.responses import ProblemResponse
@@ -257,12 +258,34 @@ def rpc_error_problem(
 # Exception handlers ---------------------------------------------------------------------------
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path.
+
+    Starlette's 405 lists only the methods of the first route whose path
+    matched, but one path often has several routes (GET and PATCH of a
+    community are two), and `Allow` must name all of them (RFC 9110). Each
+    method is tried against the routes, through their public `matches`.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
 async def _http_exception(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return problem(
-        exc.status_code, detail, instance=_instance(request), headers=exc.headers or None
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return problem(exc.status_code, detail, instance=_instance(request), headers=headers or None)
 
 
 async def _validation_error(request: Request, exc: Exception) -> ProblemResponse:

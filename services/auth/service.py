@@ -33,6 +33,7 @@ from common.errors import (
     Unavailable,
 )
 from common.ids import parse_uuid, uuid7
+from common.metrics import business_counter
 from common.revocation import RevocationList
 from services.auth import domain
 from services.auth.keys import KeySet
@@ -40,6 +41,11 @@ from services.auth.models import RefreshToken, TokenFamily, User
 from services.auth.repository import AuthRepository
 
 log = logging.getLogger("agora.auth")
+
+REGISTRATIONS = business_counter("registrations", "Accounts created.")
+LOGINS = business_counter(
+    "logins", "Sign-ins that started a session (right password); refreshes are not counted."
+)
 
 BAD_CREDENTIALS = "invalid username, email or password"
 BAD_REFRESH_TOKEN = "refresh token is invalid, expired or revoked"  # noqa: S105 - a message
@@ -196,6 +202,7 @@ class AuthService:
             if field is None:
                 raise
             raise _already_exists([field]) from None
+        REGISTRATIONS.inc()
         log.info("user registered", extra={"new_user_id": str(user.id)})
         return UserInfo.of(user, with_email=True)
 
@@ -230,6 +237,7 @@ class AuthService:
             tokens, _ = await self._issue(repo, user_id=found.id, family_id=family.id, now=now)
             if upgraded_hash is not None:
                 await repo.set_password_hash(found.id, upgraded_hash)
+        LOGINS.inc()
         return tokens, found
 
     async def _issue(

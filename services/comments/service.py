@@ -38,6 +38,7 @@ from common.errors import (
     PermissionDenied,
 )
 from common.ids import parse_uuid, uuid7
+from common.metrics import business_counter
 from common.outbox import Outbox
 from services.comments import domain, events
 from services.comments.domain import (
@@ -50,6 +51,13 @@ from services.comments.repository import CommentsRepository
 from services.comments.upstream import Permissions, PostState, Upstream
 
 log = logging.getLogger("agora.comments")
+
+COMMENTS = business_counter(
+    "comments",
+    "Comments created, by kind (top_level, reply).",
+    ("kind",),
+    known=[("top_level",), ("reply",)],
+)
 
 COMMENT_NOT_FOUND = "comment not found"
 POST_COMMUNITY_CACHE_SIZE = 50_000
@@ -182,6 +190,7 @@ class CommentsService:
             visible = await repo.change_visible(post_uuid, +1)
             await self._outbox.stage(session, events.comment_created(comment, visible))
         self._outbox.notify_committed()
+        COMMENTS.labels("reply" if parent_uuid else "top_level").inc()
         return comment
 
     async def update_comment(self, caller: str, *, comment_id: str, body: str) -> CommentRecord:

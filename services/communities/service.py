@@ -37,6 +37,7 @@ from common.errors import (
     Unauthenticated,
 )
 from common.ids import parse_uuid, uuid7
+from common.metrics import business_counter
 from common.outbox import Outbox
 from services.communities import domain, events
 from services.communities.domain import Community, Permissions, Sort
@@ -44,6 +45,8 @@ from services.communities.repository import CommunitiesRepository
 from services.communities.users import UserDirectory
 
 log = logging.getLogger("agora.communities")
+
+COMMUNITIES = business_counter("communities", "Communities created.")
 
 NAME_INDEX = "uq_communities_lower_name"
 
@@ -277,6 +280,7 @@ class CommunitiesService:
                 ) from None
             raise
         self._outbox.notify_committed()
+        COMMUNITIES.inc()
         log.info("community created", extra={"community_id": str(community_id)})
         return view
 

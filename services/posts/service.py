@@ -37,6 +37,7 @@ from common.errors import (
 )
 from common.events import new_event
 from common.ids import parse_uuid, uuid7
+from common.metrics import business_counter
 from common.outbox import Outbox
 from services.posts import domain
 from services.posts.domain import Action, PostView, Scope, Sort, Window
@@ -45,6 +46,8 @@ from services.posts.permissions import COMMUNITY_NOT_FOUND, PermissionSource
 from services.posts.repository import RANK_COLUMNS, PageQuery, PostsRepository, RankValue
 
 log = logging.getLogger("agora.posts")
+
+POSTS = business_counter("posts", "Posts created.")
 
 PRODUCER = "posts"
 POST_NOT_FOUND = "post not found"
@@ -175,6 +178,7 @@ class PostsService:
             await PostsRepository(session).add(post)
             await self._outbox.stage(session, event)
         self._outbox.notify_committed()
+        POSTS.inc()
         log.info("post created", extra={"post_id": str(post.id), "community_id": str(community)})
         return domain.render(post)
 

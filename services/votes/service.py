@@ -30,6 +30,7 @@ from typing import TypeVar
 from common.db import Database
 from common.errors import FieldError, InvalidArgument, NotFound, Unauthenticated, Unavailable
 from common.ids import parse_uuid
+from common.metrics import business_counter
 from common.outbox import Outbox
 from services.votes import domain, events
 from services.votes.domain import Tally, Target, TargetType, VoteAnswer, VoteRequest
@@ -39,6 +40,15 @@ from services.votes.targets import TargetDirectory
 log = logging.getLogger("agora.votes")
 
 PURGE_BATCH = 1000
+
+_DIRECTION_LABELS = {1: "up", -1: "down", 0: "cleared"}
+VOTES = business_counter(
+    "votes",
+    "Votes that changed a tally, by target (post, comment) and the direction set "
+    "(up, down, cleared); replays and repeats of the same vote are not counted.",
+    ("target", "direction"),
+    known=[(kind.noun, label) for kind in TargetType for label in _DIRECTION_LABELS.values()],
+)
 
 T = TypeVar("T")
 
@@ -115,6 +125,7 @@ class VotesService:
         outcome = await self._apply(request, target, key)
         if outcome.staged_event:
             self._outbox.notify_committed()
+            VOTES.labels(kind.noun, _DIRECTION_LABELS[new_direction]).inc()
         return outcome.answer
 
     @staticmethod
