@@ -82,6 +82,26 @@ def test_renders_a_deployment_and_service_per_process(manifests: list[Manifest])
     assert set(of_kind(manifests, "ServiceAccount")) >= expected
 
 
+@pytest.mark.parametrize("release", ["forum", "a" * 53])
+def test_names_stay_valid_for_any_release_name(release: str) -> None:
+    """Helm allows 53-character release names; every name must remain a DNS label."""
+    manifests = render(release=release)
+    keys = [(m["kind"], m["metadata"]["name"]) for m in manifests]
+    assert len(keys) == len(set(keys))
+    assert all(len(name) <= 63 and name[-1] != "-" for _, name in keys)
+    shared = next(
+        m
+        for m in manifests
+        if m["kind"] == "ConfigMap" and "app.kubernetes.io/component" not in m["metadata"]["labels"]
+    )
+    addresses = json.loads(shared["data"]["AGORA_SERVICE_ADDRESSES"])
+    services = of_kind(manifests, "Service")
+    for spec in SERVICES:
+        host, port = addresses[spec.name].rsplit(":", 1)
+        assert component(services[host]) == spec.name
+        assert int(port) == spec.grpc_port
+
+
 # --------------------------------------------------------------------- topology
 
 
