@@ -117,6 +117,15 @@ def test_values_list_exactly_the_topology_processes_and_ports() -> None:
     assert services[GATEWAY] | {"kind": "http", "port": GATEWAY_PORT} == services[GATEWAY]
 
 
+def test_the_chart_deploys_this_version_of_agora() -> None:
+    """The image tag defaults to appVersion: it must be the release pyproject.toml builds."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    with helm.Chart.load(CHART) as chart:
+        assert chart.metadata["appVersion"] == project["version"]
+
+
 def test_rendered_ports_equal_the_topology(manifests: list[Manifest]) -> None:
     deployments = of_kind(manifests, "Deployment")
     services = of_kind(manifests, "Service")
