@@ -1,0 +1,1 @@
+"""The benchmark data set: generated in Python, loaded with COPY into each service's schema."""
