@@ -360,6 +360,13 @@ def _wrong_audience(real: RealToken, stack: Stack, _jwks: dict[str, Any]) -> str
     )
 
 
+def _wrong_issuer(real: RealToken, stack: Stack, _jwks: dict[str, Any]) -> str:
+    claims = {**real.claims, "iss": "https://evil.example"}
+    return jwt.encode(
+        claims, _signing_key(stack), algorithm="EdDSA", headers={"kid": real.header["kid"]}
+    )
+
+
 def _missing_session(real: RealToken, stack: Stack, _jwks: dict[str, Any]) -> str:
     claims = {k: v for k, v in real.claims.items() if k != "sid"}
     return jwt.encode(
@@ -407,6 +414,7 @@ FORGERIES: dict[str, Forger] = {
     "expired": _expired,
     "not-yet-valid": _not_yet_valid,
     "wrong-audience": _wrong_audience,
+    "wrong-issuer": _wrong_issuer,
     "missing-sid": _missing_session,
     "tampered-payload": _tampered_payload,
     "tampered-signature": _tampered_signature,

@@ -1,9 +1,12 @@
-"""Who may do what, across every discussion endpoint, over HTTP.
+"""Who may do what, across every endpoint that needs a user, over HTTP.
 
-Anonymous callers get 401 on every endpoint that needs a user; authors alone
-edit and delete their posts and comments; moderators alone moderate, edit the
-community and appoint moderators or ban; a banned user cannot post, comment,
-vote or join there. Every refusal is a problem+json, never a 500.
+The matrix: anonymous callers get 401 on every endpoint that needs a user
+(and the list is checked against the OpenAPI document, so a new endpoint
+cannot be forgotten); authors alone edit and delete their posts and
+comments; moderators alone moderate, edit the community and appoint
+moderators or ban; a banned user cannot post, comment, vote or join there;
+and each of those calls succeeds for the role that may make it. Every
+refusal is a problem+json, never a 500.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from tests.integration.gateway_support import (
     assert_problem,
     needs,
     register_many,
+    unique,
 )
 from tools.stack import Stack
 
@@ -84,7 +88,16 @@ NEEDS_A_USER: list[tuple[str, str, Any]] = [
     ("DELETE", "/api/v1/comments/{cm}", None),
     ("POST", "/api/v1/comments/{cm}/moderation", {"action": "remove"}),
     ("PUT", "/api/v1/comments/{cm}/vote", {"direction": 1}),
+    ("POST", "/api/v1/posts/{p}/summary", None),
+    ("GET", "/api/v1/users/me", None),
+    ("POST", "/api/v1/auth/logout", None),
 ]
+# Writes anyone may make: they are how a caller gets a token in the first place.
+PUBLIC_WRITES = {
+    "POST /api/v1/auth/register",
+    "POST /api/v1/auth/login",
+    "POST /api/v1/auth/refresh",
+}
 PUBLIC_READS = [
     "/api/v1/communities",
     "/api/v1/communities/{c}",
@@ -170,6 +183,78 @@ async def test_banned_users_cannot_post_comment_vote_or_join(
     http: httpx.AsyncClient, world: World, call: tuple[str, str, Any]
 ) -> None:
     assert_problem(await _call(http, world, call, world.banned), 403)
+
+
+async def test_the_matrix_covers_every_endpoint_that_needs_a_user(http: httpx.AsyncClient) -> None:
+    """Every operation the document marks as needing a token, and every write, is listed."""
+    document = (await http.get("/openapi.json")).json()
+    needs_a_user, writes = set(), set()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            label = f"{method.upper()} {path}"
+            if operation.get("security") == [{"HTTPBearer": []}]:
+                needs_a_user.add(label)
+            if method in ("post", "put", "patch", "delete"):
+                writes.add(label)
+    listed = {_label(method, template) for method, template, _ in NEEDS_A_USER}
+    assert needs_a_user == listed
+    assert writes - PUBLIC_WRITES <= listed, sorted(writes - PUBLIC_WRITES - listed)
+
+
+def _label(method: str, template: str) -> str:
+    """("PATCH", "/api/v1/posts/{p}") -> "PATCH /api/v1/posts/{post_id}", as the document says."""
+    names = {"{c}": "{name}", "{p}": "{post_id}", "{cm}": "{comment_id}", "{other}": "{username}"}
+    for short, long in names.items():
+        template = template.replace(short, long)
+    return f"{method} {template}"
+
+
+# (role, call, status): each call made by the role that may make it, in a fresh community
+# where the moderator moderates, the author wrote the post and the comment, and `other`
+# is a plain member.
+ALLOWED: list[tuple[str, tuple[str, str, Any], int]] = [
+    ("other", ("POST", "/api/v1/communities", {"name": "{fresh}", "title": "t"}), 201),
+    ("moderator", ("PATCH", "/api/v1/communities/{c}", {"title": "Renamed"}), 200),
+    ("other", ("DELETE", "/api/v1/communities/{c}/membership", None), 204),
+    ("moderator", ("PUT", "/api/v1/communities/{c}/moderators/{other}", None), 204),
+    ("moderator", ("PUT", "/api/v1/communities/{c}/bans/{other}", {"reason": "x"}), 204),
+    ("other", ("POST", "/api/v1/communities/{c}/posts", {"title": "t"}), 201),
+    ("author", ("PATCH", "/api/v1/posts/{p}", {"title": "Edited"}), 200),
+    ("author", ("DELETE", "/api/v1/posts/{p}", None), 204),
+    *[
+        ("moderator", ("POST", "/api/v1/posts/{p}/moderation", {"action": a}), 200)
+        for a in ("remove", "lock", "pin")
+    ],
+    ("other", ("POST", "/api/v1/posts/{p}/comments", {"body": "b"}), 201),
+    ("other", ("PUT", "/api/v1/posts/{p}/vote", {"direction": 1}), 200),
+    ("author", ("PATCH", "/api/v1/comments/{cm}", {"body": "Edited"}), 200),
+    ("author", ("DELETE", "/api/v1/comments/{cm}", None), 204),
+    ("moderator", ("POST", "/api/v1/comments/{cm}/moderation", {"action": "remove"}), 200),
+    ("other", ("PUT", "/api/v1/comments/{cm}/vote", {"direction": -1}), 200),
+    ("other", ("POST", "/api/v1/posts/{p}/summary", None), 202),
+]
+
+
+@pytest.mark.parametrize(
+    ("role", "call", "status"), ALLOWED, ids=lambda v: v if isinstance(v, str) else None
+)
+async def test_the_role_that_may_do_it_succeeds(
+    http: httpx.AsyncClient, world: World, role: str, call: tuple[str, str, Any], status: int
+) -> None:
+    api = Api(http)
+    community = (await api.community(world.moderator, "az"))["name"]
+    post = (await api.post(world.author, community, "Fresh"))["id"]
+    comment = (await api.comment(world.author, post, "Fresh"))["id"]
+    await api.join(world.other, community)
+    fresh = World(
+        world.moderator, world.author, world.other, world.banned, community, post, comment
+    )
+    method, template, body = call
+    if isinstance(body, dict) and body.get("name") == "{fresh}":
+        body = {**body, "name": unique("az")}
+    member = {"moderator": world.moderator, "author": world.author, "other": world.other}[role]
+    answer = await _call(http, fresh, (method, template, body), member)
+    assert answer.status_code == status, answer.text
 
 
 async def test_nothing_was_changed_by_the_refusals(api: Api, world: World) -> None:
