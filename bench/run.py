@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import random
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,6 +71,7 @@ class Options:
     reuse: bool
     only: set[str]
     write_doc: bool
+    serve: bool = False
 
 
 @dataclass(slots=True)
@@ -550,8 +553,17 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--reuse", action="store_true", help="keep a loaded data set of this scale")
-    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated scenario names, `baselines`, or just `explain` (no stack at all)",
+    )
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/performance.md")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="start the stack on the data set, write the request files, wait (for profiling)",
+    )
     args = parser.parse_args(argv)
     return Options(
         scale=args.scale,
@@ -562,6 +574,7 @@ def parse_args(argv: list[str] | None) -> Options:
         reuse=args.reuse,
         only={name for name in args.only.split(",") if name},
         write_doc=not args.no_doc,
+        serve=args.serve,
     )
 
 
@@ -594,11 +607,14 @@ def main(argv: list[str] | None = None) -> int:
         "showcase_post_id": manifest.showcase_post_id,
         "showcase_comments": manifest.showcase_comments,
     }
-    clean_shared_state(common)
-    try:
-        measure_stack(options, run, settings, manifest)
-    finally:
+    if options.only != {"explain"}:
         clean_shared_state(common)
+        try:
+            measure_stack(options, run, settings, manifest)
+        finally:
+            clean_shared_state(common)
+        if options.serve:
+            return 0
     say("EXPLAIN (ANALYZE, BUFFERS) of every listing query")
     explain_targets = asyncio.run(explain.find_targets(settings, manifest.showcase_post_id))
     run.explain = [e.as_dict() for e in asyncio.run(explain.explain_all(settings, explain_targets))]
@@ -647,6 +663,9 @@ def measure_stack(
                 load_user_ids=user_ids,
                 tokens=len(tokens),
             )
+        if options.serve:
+            serve(bench, targets)
+            return
         if not options.only or "baselines" in options.only:
             baselines(bench)
         run_scenarios(bench, targets)
@@ -654,6 +673,36 @@ def measure_stack(
         say("stopping the stack")
         stack.stop_all()
         sink.close()
+
+
+def serve(bench: Bench, targets: scenarios.Targets) -> None:
+    """Keep the stack up for profiling (`py-spy record -p <pid>`) until Ctrl-C."""
+    rng = random.Random(11)
+    for scenario in scenarios.scenarios(bench.manifest.load_usernames, bench.manifest.password):
+        wrk.write_requests(bench.files / f"{scenario.name}.txt", scenario.make(targets, rng))
+    for name, process in bench.stack.processes.items():
+        if process.popen is not None:
+            say(f"{name}: pid {process.popen.pid}")
+    say(f"gateway {bench.stack.gateway_url}; request files, tokens and secret in {bench.files}")
+    example = wrk.command(
+        bench.stack.gateway_url,
+        requests_file=bench.files / "<scenario>.txt",
+        tokens_file=bench.tokens_file,
+        secret_file=bench.secret_file,
+        connections=64,
+        threads=2,
+        seconds=20,
+        timeout_seconds=30,
+    )
+    say("load: " + " ".join(example))
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    with contextlib.suppress(KeyboardInterrupt):
+        while bench.stack.first_exited() is None:
+            time.sleep(1)
 
 
 def write_results(options: Options, run: Run) -> None:
