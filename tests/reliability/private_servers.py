@@ -23,7 +23,20 @@ import pytest
 
 from tools.stack import free_port
 
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _postgres_bin() -> Path:
+    """AGORA_TEST_POSTGRES_BIN, else the newest Debian-style /usr/lib/postgresql/<n>/bin."""
+    if configured := os.environ.get("AGORA_TEST_POSTGRES_BIN"):
+        return Path(configured)
+    found = sorted(
+        (p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()),
+        key=lambda p: int(p.parent.name),
+        reverse=True,
+    )
+    return found[0] if found else Path("/usr/lib/postgresql/15/bin")
+
+
+POSTGRES_BIN = _postgres_bin()
 
 
 def _wait_for_port(port: int, *, timeout: float = 15.0) -> None:
@@ -50,11 +63,11 @@ def _server_user() -> str | None:
 
 
 class PrivatePostgres:
-    """A throw-away PostgreSQL 15 cluster (trust auth for `postgres`, loopback only)."""
+    """A throw-away PostgreSQL cluster (trust auth for `postgres`, loopback only)."""
 
     def __init__(self) -> None:
         if not (POSTGRES_BIN / "initdb").exists():
-            pytest.skip(f"PostgreSQL 15 binaries are not in {POSTGRES_BIN}")
+            pytest.skip(f"no PostgreSQL binaries in {POSTGRES_BIN} (set AGORA_TEST_POSTGRES_BIN)")
         self.port = free_port()
         self._user = _server_user()
         self._dir = Path(tempfile.mkdtemp(prefix="agora-pg-"))
