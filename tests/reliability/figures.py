@@ -3,13 +3,14 @@
 Each test module records what it counted (requests fuzzed, faults injected,
 writes acknowledged and found) under its own name in
 `.run/reliability/figures.json`, so a run leaves the numbers the document
-quotes next to its logs.
+quotes next to its logs; `recorded_at` tells this run's entries from older ones.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,5 +28,7 @@ def record_figures(name: str, figures: dict[str, Any]) -> None:
             current: dict[str, Any] = json.loads(FIGURES_FILE.read_text())
         except (OSError, ValueError):
             current = {}
-        current.setdefault(name, {}).update(figures)
+        entry = current.setdefault(name, {})
+        entry.update(figures)
+        entry["recorded_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         FIGURES_FILE.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
