@@ -76,8 +76,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             out.append(_target(f"{label}: p95 < 50 ms", f"{p95:.1f} ms", p95 < 50))
     listings = [e for e in results["explain"] if e.get("listing", True)]
     if listings:
-        worst = max(listings, key=lambda e: e.get("p95_ms", e["max_ms"]))
-        p95 = worst.get("p95_ms", worst["max_ms"])
+        worst = max(listings, key=lambda e: e.get("server_p95_ms", e["execution_ms"]))
+        p95 = worst.get("server_p95_ms", worst["execution_ms"])
+        round_trip = max(e.get("p95_ms", 0.0) for e in listings)
         pgbench_p95 = b.get("pgbench_listing", {}).get("latency_ms", {}).get("p95")
         queued = (
             f"; under pgbench's 64 clients on 2 cores p95 {pgbench_p95:.1f} ms (queueing)"
@@ -87,7 +88,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             _target(
                 "Database time p95 < 10 ms for every listing query",
-                f"worst p95 {p95:.2f} ms ({worst['name']}){queued}",
+                f"worst server-side p95 {p95:.2f} ms ({worst['name']}); worst round trip "
+                f"from Python p95 {round_trip:.1f} ms{queued}",
                 p95 < 10,
             )
         )
@@ -305,12 +307,21 @@ def markdown(results: dict[str, Any], json_path: Path) -> str:
             "#### Listing queries: EXPLAIN (ANALYZE, BUFFERS)",
             "",
             (
-                "Round trip = the statement run 40 more times from Python, one at a time "
-                "(psycopg, the service's role): median, p95 and worst."
+                "Each statement run 40 more times, one at a time, as the service's role: "
+                "server = Postgres's execution time (EXPLAIN ANALYZE, TIMING OFF), round trip = "
+                "from Python (psycopg), rows decoded included."
             ),
             "",
-            _row(["query", "execution ms", "round trip median / p95 / max ms", "index only"]),
-            _row(["---", "---:", "---:", "---"]),
+            _row(
+                [
+                    "query",
+                    "execution ms",
+                    "server p95 ms",
+                    "round trip median / p95 / max ms",
+                    "index only",
+                ]
+            ),
+            _row(["---", "---:", "---:", "---:", "---"]),
         ]
         for e in results["explain"]:
             out.append(
@@ -318,6 +329,7 @@ def markdown(results: dict[str, Any], json_path: Path) -> str:
                     [
                         e["name"],
                         f"{e['execution_ms']:.3f}",
+                        f"{e.get('server_p95_ms', 0):.3f}",
                         f"{e['median_ms']:.2f} / {e.get('p95_ms', 0):.2f} / {e['max_ms']:.2f}",
                         "yes"
                         if e["served_by_indexes"]
