@@ -8,15 +8,19 @@ it can use. It checks what `docker compose up` and the Helm chart rely on:
 2. it runs as uid 10001 and has a HEALTHCHECK;
 3. `python -m tools.migrate bootstrap` from the image migrates a database of
    its own on this machine's PostgreSQL;
-4. the auth service and the gateway run from the image, in production mode,
-   with a read-only root filesystem, against this machine's Postgres, Redis
-   and NATS (host network, free ports);
-5. Docker reports both healthy through the image's own HEALTHCHECK command;
-6. a user registers, logs in and reads their profile through the gateway, the
-   JWKS is served, and both processes expose Prometheus metrics;
+4. every service of common/topology.py and the gateway run from the image, in
+   production mode, with a read-only root filesystem and no capabilities,
+   against this machine's Postgres, Redis and NATS (host network, free ports);
+5. Docker reports each healthy through the image's own HEALTHCHECK command,
+   and the gateway's /readyz sees Redis and every service;
+6. through the gateway a user registers, logs in, creates a community, a
+   post and a comment; the comment count reaches the post through the event
+   pipeline (outbox, NATS, consumer) and the summarizer makes a summary (posts'
+   event, then gRPC reads of the thread); the JWKS is served and every process
+   exposes Prometheus metrics;
 7. every log line is JSON and no secret (signing key, cursor secret, password,
    token) appears in any of them;
-8. `docker stop` ends both with exit code 0 (SIGTERM drain as PID 1);
+8. `docker stop` ends each with exit code 0 (SIGTERM drain as PID 1);
 
 then removes the containers, the database, the Redis keys and the NATS stream.
 Exit code 0 when everything passed. Run it as `python -m tools.docker_smoke
@@ -55,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 EXPECTED_USER = "10001:10001"
-HEALTHY_WITHIN_SECONDS = 90.0
+HEALTHY_WITHIN_SECONDS = 120.0
 STOP_GRACE_SECONDS = 15
 
 
@@ -108,8 +112,12 @@ class Run:
     """One smoke run: its names, ports and secrets, and what to clean up."""
 
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
-    auth_port: int = field(default_factory=free_port)
-    auth_metrics_port: int = field(default_factory=free_port)
+    grpc_ports: dict[str, int] = field(
+        default_factory=lambda: {spec.name: free_port() for spec in SERVICES}
+    )
+    metrics_ports: dict[str, int] = field(
+        default_factory=lambda: {spec.name: free_port() for spec in SERVICES}
+    )
     gateway_port: int = field(default_factory=free_port)
     cursor_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     signing_key: str = field(
@@ -140,8 +148,7 @@ class Run:
 
 def _environment(run: Run, common: CommonSettings, db: DatabaseSettings) -> dict[str, str]:
     """What every container gets: this machine's servers, this run's names, production mode."""
-    addresses = {spec.name: f"127.0.0.1:{free_port()}" for spec in SERVICES}
-    addresses["auth"] = f"127.0.0.1:{run.auth_port}"
+    addresses = {name: f"127.0.0.1:{port}" for name, port in run.grpc_ports.items()}
     return {
         "AGORA_ENVIRONMENT": "production",
         "AGORA_LOG_FORMAT": "json",
@@ -199,14 +206,14 @@ def migrate(docker: Docker, tag: str, env: Mapping[str, str], db: DatabaseSettin
 
 
 def start(docker: Docker, run: Run, tag: str, process: str, env: Mapping[str, str]) -> None:
-    """Start one long-running process detached, read-only, polled every 2 s for health."""
+    """Start one long-running process detached, read-only, health-checked every 5 s."""
     module = "gateway" if process == "gateway" else f"services.{process}"
     name = run.container(process)
     docker.run(
         "run", "--detach", "--name", name, "--network", "host",
         "--read-only", "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m",  # noqa: S108 - in the container
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--health-interval", "2s", "--health-start-period", "60s",
+        "--health-interval", "5s", "--health-start-period", "60s",
         *_env_flags(env), tag, "python", "-m", module,
         env=env,
     )  # fmt: skip
@@ -232,44 +239,70 @@ def wait_healthy(docker: Docker, name: str) -> float:
 
 
 def exercise_api(run: Run, say: Callable[[str], None]) -> list[str]:
-    """A sign-up journey through the gateway; returns the tokens it saw (secrets to look for)."""
-    base = f"http://127.0.0.1:{run.gateway_port}"
-    with httpx.Client(base_url=base, timeout=10) as client:
-        registered = client.post(
-            "/api/v1/auth/register",
-            json={
-                "username": run.username,
-                "email": f"{run.username}@example.com",
-                "password": run.password,
-            },
-        )
-        _expect(registered, 201, "register")
+    """A journey through the gateway that crosses every service and the event pipeline.
+
+    Returns the tokens it saw: secrets the logs must not contain.
+    """
+    with httpx.Client(base_url=f"http://127.0.0.1:{run.gateway_port}", timeout=10) as client:
+        ready = client.get("/readyz")
+        _expect(ready, 200, "readyz")
+        account = {
+            "username": run.username,
+            "email": f"{run.username}@example.com",
+            "password": run.password,
+        }
+        _expect(client.post("/api/v1/auth/register", json=account), 201, "register")
         login = client.post(
             "/api/v1/auth/login", json={"username": run.username, "password": run.password}
         )
         _expect(login, 200, "login")
         tokens = login.json()
-        me = client.get(
-            "/api/v1/users/me", headers={"authorization": f"Bearer {tokens['access_token']}"}
+        client.headers["authorization"] = f"Bearer {tokens['access_token']}"
+        _expect(client.get("/api/v1/users/me"), 200, "users/me")
+        community = {"name": run.username, "title": "Smoke", "description": "docker smoke run"}
+        _expect(client.post("/api/v1/communities", json=community), 201, "create community")
+        post = client.post(
+            f"/api/v1/communities/{run.username}/posts",
+            json={"title": "Does the image work?", "body": "Every process from one image."},
         )
-        _expect(me, 200, "users/me")
-        if me.json().get("username") != run.username:
-            raise SmokeFailure(f"users/me answered {me.json()!r}")
-        jwks = client.get("/.well-known/jwks.json")
-        _expect(jwks, 200, "JWKS")
-        metrics = client.get("/metrics")
-        _expect(metrics, 200, "gateway /metrics")
-        request_id = me.headers.get("x-request-id", "?")
-    auth_metrics = httpx.get(f"http://127.0.0.1:{run.auth_metrics_port}/metrics", timeout=5)
-    _expect(auth_metrics, 200, "auth /metrics")
-    if "agora_grpc_server_handled_total" not in auth_metrics.text:
-        raise SmokeFailure("auth /metrics lacks agora_grpc_server_handled_total")
+        _expect(post, 201, "create post")
+        post_id = post.json()["id"]
+        comment = client.post(
+            f"/api/v1/posts/{post_id}/comments", json={"body": "It answers; events flow."}
+        )
+        _expect(comment, 201, "create comment")
+        counted = _eventually(
+            lambda: client.get(f"/api/v1/posts/{post_id}").json().get("comment_count") == 1,
+            "the comment count to reach the post (comments -> NATS -> posts)",
+        )
+        summarised = _eventually(
+            lambda: client.get(f"/api/v1/posts/{post_id}/summary").status_code == 200,
+            "a summary (posts -> NATS -> summarizer -> posts, comments)",
+        )
+        _expect(client.get("/.well-known/jwks.json"), 200, "JWKS")
+        _expect(client.get("/metrics"), 200, "gateway /metrics")
+    for name, port in run.metrics_ports.items():
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        _expect(metrics, 200, f"{name} /metrics")
+        if "agora_grpc_server_handled_total" not in metrics.text:
+            raise SmokeFailure(f"{name} /metrics lacks agora_grpc_server_handled_total")
     say(
-        f"API through the gateway: register 201, login 200, users/me 200 "
-        f"(request id {request_id}), JWKS {len(jwks.json()['keys'])} key(s), "
-        "/metrics on the gateway and on auth"
+        f"API through the gateway: readyz 200 ({', '.join(ready.json()['checks'])}); register, "
+        "login, users/me, community, post, comment 2xx; comment count via events in "
+        f"{counted:.1f}s; summary in {summarised:.1f}s; JWKS; /metrics of all "
+        f"{len(run.metrics_ports) + 1} processes"
     )
     return [tokens["access_token"], tokens["refresh_token"]]
+
+
+def _eventually(check: Callable[[], bool], what: str, timeout: float = 90.0) -> float:
+    """Seconds until check() held; a SmokeFailure naming what after timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(1)
+    raise SmokeFailure(f"waited {timeout:.0f}s for {what}")
 
 
 def _expect(response: httpx.Response, status: int, what: str) -> None:
@@ -346,17 +379,18 @@ def smoke(args: argparse.Namespace, say: Callable[[str], None]) -> None:
     env = _environment(run, common, db)
     with cleaned_up(docker, run, common, db, keep=args.keep):
         migrate(docker, args.tag, env, db)
-        auth_env = {
-            **env,
-            "AGORA_GRPC_PORT": str(run.auth_port),
-            "AGORA_METRICS_PORT": str(run.auth_metrics_port),
-            "AGORA_AUTH_SIGNING_KEY": run.signing_key,
-        }
-        start(docker, run, args.tag, "auth", auth_env)
-        wait_healthy(docker, run.container("auth"))
-        start(
-            docker, run, args.tag, "gateway", {**env, "AGORA_GATEWAY_PORT": str(run.gateway_port)}
-        )
+        for spec in SERVICES:
+            own = {
+                "AGORA_GRPC_PORT": str(run.grpc_ports[spec.name]),
+                "AGORA_METRICS_PORT": str(run.metrics_ports[spec.name]),
+            }
+            if spec.name == "auth":
+                own["AGORA_AUTH_SIGNING_KEY"] = run.signing_key
+            start(docker, run, args.tag, spec.name, {**env, **own})
+        for spec in SERVICES:
+            wait_healthy(docker, run.container(spec.name))
+        gateway_env = {**env, "AGORA_GATEWAY_PORT": str(run.gateway_port)}
+        start(docker, run, args.tag, "gateway", gateway_env)
         wait_healthy(docker, run.container("gateway"))
         tokens = exercise_api(run, say)
         for name in run.containers:

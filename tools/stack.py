@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from common.topology import GATEWAY_PORT, SERVICES
 from tools.child import LAUNCHER_PID
@@ -180,12 +180,8 @@ class Stack:
     @staticmethod
     def _healthy(process: Process) -> bool:
         """The probes the image's HEALTHCHECK makes (tools.healthcheck), on this stack's ports."""
-        address = f"127.0.0.1:{process.port}"
-        if process.kind == "http":
-            probe = Probe("http", f"http://{address}/healthz")
-        else:
-            probe = Probe("grpc", address)
-        healthy, _ = run_probe(probe, timeout=1)
+        kind: Literal["grpc", "http"] = "http" if process.kind == "http" else "grpc"
+        healthy, _ = run_probe(Probe(kind, "127.0.0.1", process.port), timeout=1)
         return healthy
 
     def start_all(self) -> None:

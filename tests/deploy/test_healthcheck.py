@@ -7,6 +7,7 @@ detection from /proc and the ports taken from the process's own settings.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -17,7 +18,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from common.settings import ServiceSettings, load_settings
 from common.topology import GATEWAY_PORT, SERVICES
+from gateway.settings import GatewaySettings
 from tools import healthcheck
 from tools.stack import free_port
 
@@ -82,17 +85,34 @@ def test_nothing_listening_is_unhealthy_with_the_reason() -> None:
     healthy, detail = healthcheck.grpc_serving(f"127.0.0.1:{free_port()}", timeout=1)
     assert not healthy
     assert "UNAVAILABLE" in detail
-    healthy, detail = healthcheck.http_healthy(f"http://127.0.0.1:{free_port()}/healthz", 1)
+    probe = healthcheck.Probe("http", "127.0.0.1", free_port())
+    healthy, detail = healthcheck.http_healthy(probe, 1)
     assert not healthy
     assert "refused" in detail.lower()
 
 
 def test_http_liveness_needs_a_2xx(http_server: ThreadingHTTPServer) -> None:
-    base = f"http://127.0.0.1:{http_server.server_address[1]}"
-    assert healthcheck.http_healthy(f"{base}/healthz", 2) == (True, f"{base}/healthz: HTTP 200")
-    healthy, detail = healthcheck.http_healthy(f"{base}/missing", 2)
+    port = http_server.server_address[1]
+    liveness = healthcheck.Probe("http", "127.0.0.1", port)
+    assert healthcheck.http_healthy(liveness, 2) == (
+        True,
+        f"http://127.0.0.1:{port}/healthz: HTTP 200",
+    )
+    healthy, detail = healthcheck.http_healthy(
+        healthcheck.Probe("http", "127.0.0.1", port, "/missing"), 2
+    )
     assert not healthy
     assert detail.endswith("HTTP 404")
+
+
+def test_something_else_than_http_is_unhealthy(
+    grpc_health_server: tuple[int, health.HealthServicer],
+) -> None:
+    """An HTTP probe of a gRPC port (a wrong AGORA_GATEWAY_PORT) fails with a reason."""
+    port, _ = grpc_health_server
+    healthy, detail = healthcheck.http_healthy(healthcheck.Probe("http", "127.0.0.1", port), 2)
+    assert not healthy
+    assert "not an HTTP answer" in detail
 
 
 def test_a_probe_ignores_proxy_settings(
@@ -101,8 +121,8 @@ def test_a_probe_ignores_proxy_settings(
     """A container's HTTP(S)_PROXY must not send a probe of loopback through a proxy."""
     monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("no_proxy", "")
-    url = f"http://127.0.0.1:{http_server.server_address[1]}/healthz"
-    assert healthcheck.http_healthy(url, 2)[0]
+    probe = healthcheck.Probe("http", "127.0.0.1", http_server.server_address[1])
+    assert healthcheck.http_healthy(probe, 2)[0]
 
 
 @pytest.mark.parametrize(
@@ -139,21 +159,74 @@ def test_the_running_server_is_found_in_proc(tmp_path: Path) -> None:
     assert healthcheck.running_server(empty) is None
 
 
-def test_ports_come_from_the_process_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def _settings_class(name: str) -> type[ServiceSettings]:
+    """The settings class a service process loads (services/<name>/settings.py)."""
+    module = importlib.import_module(f"services.{name}.settings")
+    classes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, ServiceSettings)
+        and value.__module__ == module.__name__
+    ]
+    assert len(classes) == 1, classes
+    return classes[0]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"AGORA_GRPC_HOST": "0.0.0.0", "AGORA_GRPC_PORT": "6000"},
+        {"AGORA_GRPC_HOST": "10.1.2.3", "AGORA_GRPC_PORT": "65535"},
+        {"AGORA_GRPC_HOST": "::"},
+    ],
+)
+def test_a_service_is_probed_where_its_settings_make_it_listen(
+    overrides: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The health check reads the variables itself (it must be cheap): it must agree with
+    what each service's settings class makes of the same environment."""
+    for name in ("AGORA_GRPC_HOST", "AGORA_GRPC_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in overrides.items():
+        monkeypatch.setenv(name, value)
     for spec in SERVICES:
-        monkeypatch.delenv("AGORA_GRPC_PORT", raising=False)
-        monkeypatch.setenv("AGORA_GRPC_HOST", "0.0.0.0")
+        settings = load_settings(_settings_class(spec.name))
+        host = "127.0.0.1" if settings.grpc_host in ("0.0.0.0", "::") else settings.grpc_host
         assert healthcheck.probe_for(spec.name) == healthcheck.Probe(
-            "grpc", f"127.0.0.1:{spec.grpc_port}"
+            "grpc", host, settings.grpc_port
         )
-    monkeypatch.setenv("AGORA_GRPC_PORT", "6000")
-    monkeypatch.setenv("AGORA_GRPC_HOST", "10.1.2.3")
-    assert healthcheck.probe_for("auth").address == "10.1.2.3:6000"
-    monkeypatch.setenv("AGORA_GATEWAY_HOST", "::")
-    monkeypatch.delenv("AGORA_GATEWAY_PORT", raising=False)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"AGORA_GATEWAY_HOST": "0.0.0.0", "AGORA_GATEWAY_PORT": "8080"}],
+)
+def test_the_gateway_is_probed_where_its_settings_make_it_listen(
+    overrides: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AGORA_GATEWAY_HOST", "AGORA_GATEWAY_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in overrides.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(GatewaySettings)
+    host = "127.0.0.1" if settings.gateway_host == "0.0.0.0" else settings.gateway_host
     assert healthcheck.probe_for("gateway") == healthcheck.Probe(
-        "http", f"http://127.0.0.1:{GATEWAY_PORT}/healthz"
+        "http", host, settings.gateway_port, "/healthz"
     )
+    assert settings.gateway_port == int(overrides.get("AGORA_GATEWAY_PORT", GATEWAY_PORT))
+
+
+@pytest.mark.parametrize("value", ["", "http", "-1", "70000", "0"])
+def test_a_port_the_process_would_refuse_is_reported(value: str) -> None:
+    with pytest.raises(ValueError, match="AGORA_GRPC_PORT"):
+        healthcheck.probe_for("auth", {"AGORA_GRPC_PORT": value})
+
+
+def test_an_ipv6_listen_address_is_probed_in_brackets() -> None:
+    probe = healthcheck.probe_for("gateway", {"AGORA_GATEWAY_HOST": "::1"})
+    assert probe.address == f"[::1]:{GATEWAY_PORT}"
 
 
 def test_main_checks_the_named_target(
