@@ -258,7 +258,9 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
     providers = _load(GRAFANA_PROVISIONING / "dashboards" / "agora.yml")["providers"]
     dashboard_dir = providers[0]["options"]["path"]
     mounts = dict(str(v).split(":")[:2] for v in services["grafana"]["volumes"])
-    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    for kind in ("datasources", "dashboards"):
+        source = f"./deploy/grafana/provisioning/{kind}"
+        assert mounts[source] == f"/etc/grafana/provisioning/{kind}"
     assert mounts["./charts/agora/files/grafana"] == dashboard_dir
     dashboard = json.loads(
         (ROOT / "charts" / "agora" / "files" / "grafana" / "agora-dashboard.json").read_text()
