@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -231,7 +232,7 @@ def _measure(
     pid = process.pid
     sampler = CpuSampler({**groups, "load tool": lambda: [pid]})
     sampler.start()
-    output, _ = process.communicate()
+    output = _wait_polling(process, sampler)
     cores = sampler.stop()
     if process.returncode != 0:
         raise RuntimeError(f"{name}: {argv[0]} failed ({process.returncode}):\n{output}")
@@ -239,6 +240,21 @@ def _measure(
     result.name = name
     result.cpu_cores = cores
     return result
+
+
+def _wait_polling(process: subprocess.Popen[str], sampler: CpuSampler) -> str:
+    """The process's output once it exits; CPU is polled every half second meanwhile."""
+    chunks: list[str] = []
+    reader = threading.Thread(
+        target=lambda: chunks.append(process.stdout.read() if process.stdout else ""),
+        daemon=True,
+    )
+    reader.start()
+    while process.poll() is None:
+        sampler.poll()
+        time.sleep(0.5)
+    reader.join()
+    return "".join(chunks)
 
 
 def _parse_grpc(output: str) -> LoadResult:
@@ -434,6 +450,9 @@ def database_ceiling(bench: Bench) -> None:
         {"postgres": postgres_backends(bench.settings.name), "load tool": lambda: [pid]}
     )
     sampler.start()
+    while run.process.poll() is None:  # its output is a few lines: the pipe never fills
+        sampler.poll()
+        time.sleep(0.5)
     result, _ = run.finish("pgbench_listing")
     result.cpu_cores = sampler.stop()
     result.extra["script"] = run.script_text

@@ -73,10 +73,16 @@ class Snapshot:
 
 @dataclass(slots=True)
 class CpuSampler:
-    """Per-group CPU between start() and stop(); pid sources are asked at both ends."""
+    """Per-group CPU between start() and stop().
+
+    Pid sources are asked at both ends and at every poll() between: a process
+    that exits during the run (a pgbench connection's backend) takes its CPU
+    time with it, so the last value a poll saw is what it counts.
+    """
 
     groups: dict[str, PidSource]
     _start: Snapshot | None = field(default=None)
+    _seen: dict[str, dict[int, int]] = field(default_factory=dict)
 
     def _snapshot(self) -> Snapshot:
         ticks: dict[str, dict[int, int]] = {}
@@ -91,6 +97,12 @@ class CpuSampler:
 
     def start(self) -> None:
         self._start = self._snapshot()
+        self._seen = {name: dict(ticks) for name, ticks in self._start.ticks.items()}
+
+    def poll(self) -> None:
+        """Remember every process's CPU time so far (call it now and then during the run)."""
+        for name, ticks in self._snapshot().ticks.items():
+            self._seen.setdefault(name, {}).update(ticks)
 
     def stop(self) -> dict[str, float]:
         """Cores used per group, plus `machine` (all CPUs, busy) and `machine_cores`."""
@@ -99,7 +111,8 @@ class CpuSampler:
         end = self._snapshot()
         wall = end.at - self._start.at
         cores: dict[str, float] = {}
-        for name, after in end.ticks.items():
+        for name, final in end.ticks.items():
+            after = {**self._seen.get(name, {}), **final}
             before = self._start.ticks.get(name, {})
             used = sum(value - before.get(pid, 0) for pid, value in after.items())
             cores[name] = used / TICKS / wall if wall > 0 else 0.0
