@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 
 from common.pool_metrics import measured_pool, track_pool
 from common.settings import DatabaseSettings
+from common.telemetry import instrument_engine
 
 # Deterministic constraint names, so Alembic migrations can refer to them.
 NAMING_CONVENTION = {
@@ -76,6 +77,7 @@ class Database:
             max_connections=settings.pool_size + settings.max_overflow,
         )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        instrument_engine(self.engine.sync_engine)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

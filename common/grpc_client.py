@@ -2,7 +2,8 @@
 
 One channel per upstream for the life of the process. Every call gets a
 deadline (the default unless the caller sets one), carries the request id and
-verified caller in metadata, and is counted. Only idempotent reads (Get*,
+verified caller in metadata (and the trace context, when tracing is on), and
+is counted. Only idempotent reads (Get*,
 BatchGet*, List*, Search*) are retried, by the channel itself, and only on
 UNAVAILABLE, with exponential backoff and jitter.
 """
@@ -28,6 +29,7 @@ from common.metrics import (
     outcome_of,
     split_method,
 )
+from common.telemetry import client_interceptors
 
 DEFAULT_DEADLINE_SECONDS = 5.0
 
@@ -143,7 +145,12 @@ def open_channel(
     return grpc.aio.insecure_channel(
         target,
         options=options,
-        interceptors=[_ContextInterceptor(default_deadline), *interceptors],  # type: ignore[list-item]
+        # Tracing outermost, so a call a breaker refuses still has its span.
+        interceptors=[
+            *client_interceptors(),
+            _ContextInterceptor(default_deadline),  # type: ignore[list-item]
+            *interceptors,
+        ],
     )
 
 

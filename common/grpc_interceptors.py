@@ -38,6 +38,7 @@ from common.metrics import (
     outcome_of,
     split_method,
 )
+from common.tracing import record_rpc_code
 
 log = logging.getLogger("agora.grpc")
 
@@ -159,6 +160,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 in_flight.dec()
                 GRPC_SERVER_SECONDS.labels(service, method).observe(elapsed)
                 GRPC_SERVER_HANDLED.labels(service, method, code.name, outcome_of(code.name)).inc()
+                record_rpc_code(code)
                 log.info(
                     "rpc %s",
                     method,

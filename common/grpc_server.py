@@ -1,6 +1,6 @@
 """The one way an Agora service process starts, serves and stops.
 
-`run_service` configures logging and metrics, builds the service's resources
+`run_service` configures logging, tracing and metrics, builds the service's resources
 through its `build` function, serves gRPC with health and reflection, and on
 SIGTERM or SIGINT drains: health turns NOT_SERVING, in-flight RPCs get the
 grace period, background tasks are cancelled, and resources are closed in the
@@ -28,6 +28,7 @@ from common.logs import configure_logging
 from common.metrics import serve_metrics
 from common.process_metrics import describe_process
 from common.settings import ServiceSettings
+from common.telemetry import configure_tracing, server_interceptors, shutdown_tracing
 
 log = logging.getLogger("agora.server")
 
@@ -90,7 +91,10 @@ async def serve(name: str, settings: SettingsT, build: BuildFn[SettingsT]) -> No
         runtime = ServiceRuntime(settings=settings, resources=resources)
         await build(runtime)
 
-        server = grpc.aio.server(interceptors=[ServerInterceptor()], options=SERVER_OPTIONS)
+        # Tracing outermost: the RPC's log lines, SQL and outgoing calls are inside its span.
+        server = grpc.aio.server(
+            interceptors=[*server_interceptors(), ServerInterceptor()], options=SERVER_OPTIONS
+        )
         health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         service_names = [full_name for full_name, _, _ in runtime.servicers]
@@ -148,9 +152,12 @@ def _background_ended(task: asyncio.Task[None], stop: asyncio.Event) -> None:
 def run_service(name: str, settings: SettingsT, build: BuildFn[SettingsT]) -> None:
     """Entry point of `python -m services.<name>`."""
     configure_logging(name, settings.log_level, settings.log_format)
+    configure_tracing(name, environment=settings.environment)
     describe_process(name)
     try:
         asyncio.run(serve(name, settings, build))
     except Exception:
         log.exception("%s crashed", name)
         raise SystemExit(1) from None
+    finally:
+        shutdown_tracing()

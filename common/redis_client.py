@@ -9,12 +9,15 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from common.settings import CommonSettings
+from common.telemetry import instrument_redis
 
 
 def open_redis(settings: CommonSettings, *, timeout_seconds: float) -> Redis:
-    return Redis.from_url(
+    client = Redis.from_url(
         settings.redis_url.get_secret_value(),
         socket_connect_timeout=timeout_seconds,
         socket_timeout=timeout_seconds,
         health_check_interval=30,
     )
+    instrument_redis(client)
+    return client

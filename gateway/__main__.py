@@ -7,6 +7,7 @@ import uvicorn
 from common.logs import configure_logging
 from common.process_metrics import describe_process
 from common.settings import load_settings
+from common.telemetry import configure_tracing, shutdown_tracing
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
@@ -14,6 +15,7 @@ from gateway.settings import GatewaySettings
 def main() -> None:
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", settings.log_level, settings.log_format)
+    configure_tracing("gateway", environment=settings.environment)
     describe_process("gateway")
     app = create_app(settings)
     config = uvicorn.Config(
@@ -29,7 +31,10 @@ def main() -> None:
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        shutdown_tracing()
 
 
 if __name__ == "__main__":

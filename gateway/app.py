@@ -28,6 +28,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
+from common.telemetry import instrument_app
 from gateway.client_address import ClientAddressMiddleware
 from gateway.docs import install_docs
 from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -157,4 +158,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.include_router(router)
     install_docs(app, openapi_url=OPENAPI_URL)
     install_openapi(app, LimitPolicy.from_settings(settings))
+    # Outside the whole middleware stack above (a no-op when tracing is off).
+    instrument_app(app)
     return app

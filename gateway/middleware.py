@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.context import caller_id_var, request_id_var
 from common.ids import uuid7
+from common.tracing import annotate
 from gateway.metrics import HTTP_IN_FLIGHT, HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from gateway.problems import internal_error, problem
 from gateway.scope import route_template
@@ -54,6 +55,7 @@ class RequestContextMiddleware:
             return
         request_id = _request_id(scope)
         request_id_token = request_id_var.set(request_id)
+        annotate({"agora.request_id": request_id})
         caller_token = caller_id_var.set(None)
         raw_request_id = request_id.encode("latin-1")
         status = 500

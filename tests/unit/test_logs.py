@@ -7,6 +7,7 @@ import json
 import logging
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from common.context import caller_id_var, request_id_var
 from common.logs import JsonFormatter
@@ -63,3 +64,17 @@ def test_counts_named_like_secrets_stay_readable(
     entry = json.loads(stream.getvalue())
     assert (entry["input_tokens"], entry["output_tokens"]) == (812, 95)
     assert entry["token"] == "[redacted]"
+
+
+def test_a_line_inside_a_span_carries_its_trace_and_span_ids(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = captured
+    with TracerProvider().get_tracer("test").start_as_current_span("work") as span:
+        logger.info("inside")
+    logger.info("outside")
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert inside["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
+    assert "trace_id" not in outside
+    assert "span_id" not in outside
