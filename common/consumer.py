@@ -7,7 +7,9 @@ event id in the consumer's `processed_events` table: a replay finds the id
 already there and changes nothing, so at-least-once delivery gives exactly-
 once effects. Failures are retried with growing delays (`nak(delay)`); after
 `max_deliver` attempts the message is parked on the dead-letter subject and
-terminated, so one poison event cannot block the rest.
+terminated, so one poison event cannot block the rest. Each delivery is
+handled in a CONSUMER span that continues the trace the event was published in
+(common.tracing), so the handler's SQL and calls belong to that trace.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.bus import STREAM_MAX_AGE, BusUnavailable, EventBus
 from common.db import Database
+from common.tracing import carrier, processing, record_error
 
 log = logging.getLogger("agora.consumer")
 
@@ -203,6 +206,17 @@ class EventConsumer:
         return any(subject_matches(pattern, subject) for pattern in self.subjects)
 
     async def handle(self, message: Msg) -> None:
+        headers = message.headers or {}
+        with processing(
+            message.subject,
+            headers.get("Nats-Msg-Id", ""),
+            headers,
+            consumer=self.durable,
+            delivery=message.metadata.num_delivered or 1,
+        ):
+            await self._handle(message)
+
+    async def _handle(self, message: Msg) -> None:
         if not self.wants(message.subject):
             HANDLED.labels(self.durable, "not_subscribed").inc()
             await message.ack()
@@ -217,6 +231,7 @@ class EventConsumer:
         try:
             applied = await self._apply(event_id, event)
         except Exception as error:
+            record_error(error)
             if deliveries >= self.max_deliver:
                 await self._park(message, repr(error))
                 return
@@ -277,7 +292,11 @@ class EventConsumer:
             await self.bus.publish(
                 self.dead_letter_subject,
                 message.data,
-                headers={"Agora-Original-Subject": message.subject, "Agora-Reason": reason[:200]},
+                headers={
+                    **carrier(),
+                    "Agora-Original-Subject": message.subject,
+                    "Agora-Reason": reason[:200],
+                },
             )
         finally:
             HANDLED.labels(self.durable, "dead_lettered").inc()

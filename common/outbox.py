@@ -9,6 +9,10 @@ which skips rows that commit out of order; it claims unpublished rows with
 `FOR UPDATE SKIP LOCKED` under a per-service advisory lock, so replicas never
 publish the same batch twice and events leave in order. While NATS is down,
 writes keep succeeding and events wait in the table.
+
+Each row keeps, in `headers`, the trace context of the transaction that staged
+it, and the relay publishes it in a span of that trace (common.tracing), so a
+trace runs from the request that changed something to every consumer of it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.bus import BusUnavailable, EventBus
 from common.db import Database
 from common.events import subject_of
+from common.tracing import carrier, publishing, untraced
 
 log = logging.getLogger("agora.outbox")
 
@@ -72,13 +77,8 @@ class Outbox:
         """Add events to the session's transaction; nothing is sent until it commits."""
         if not events:
             return
-        headers: dict[str, str] = {}
-        try:
-            from opentelemetry import propagate
-
-            propagate.inject(headers)
-        except ImportError:  # pragma: no cover - the API is a dependency
-            pass
+        # The trace of the staging request, continued by the relay and consumers.
+        headers = carrier()
         await session.execute(
             sa.insert(self.table),
             [
@@ -124,7 +124,15 @@ class OutboxRelay:
         self.lock_key = zlib.crc32(f"agora-outbox:{schema}".encode())
 
     async def run(self) -> None:
-        """Publish forever; the process's shutdown cancels this."""
+        """Publish forever; the process's shutdown cancels this.
+
+        The polling is untraced (its SQL would start a trace every round); each
+        event's publication is traced in the trace it was staged in.
+        """
+        with untraced():
+            await self._publish_forever()
+
+    async def _publish_forever(self) -> None:
         backoff = 0.1
         rounds = 0
         while True:
@@ -174,9 +182,10 @@ class OutboxRelay:
                 )
             ).all()
             for row in rows:
-                await self.bus.publish(
-                    row.subject, row.payload, headers={**row.headers, "Nats-Msg-Id": str(row.id)}
-                )
+                with publishing(row.subject, str(row.id), row.headers) as headers:
+                    await self.bus.publish(
+                        row.subject, row.payload, headers={**headers, "Nats-Msg-Id": str(row.id)}
+                    )
             if rows:
                 await session.execute(
                     sa.update(table)

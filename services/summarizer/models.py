@@ -7,7 +7,10 @@ so a crash never loses a trigger. `due_at` implements the debounce and
 `generation` grows with every new trigger, so a worker that finishes knows
 whether the thread changed while it was working. `leased_until`/`lease_token`
 let several workers share the queue (SKIP LOCKED) and return a job whose
-worker died. `summary_requests` counts on-demand requests for the daily quota.
+worker died. `trace_context` holds the W3C trace context of the latest
+trigger, so the summary is made in the trace of the event or request that
+asked for it (see common.tracing). `summary_requests` counts on-demand
+requests for the daily quota.
 migrations/versions/ mirrors these definitions by hand; change both together.
 """
 
@@ -30,6 +33,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.consumer import processed_events_table
@@ -82,6 +86,10 @@ class SummaryJob(Base):
     leased_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # traceparent/tracestate of the latest trigger; {} when tracing is off.
+    trace_context: Mapped[dict[str, str]] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb")
+    )
 
 
 class SummaryRequest(Base):

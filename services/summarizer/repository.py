@@ -9,6 +9,7 @@ on what is due and which leases expired.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +36,8 @@ class ClaimedJob:
     attempts: int
     lease_token: uuid.UUID
     first_triggered_at: datetime
+    # The W3C trace context of the latest trigger (common.tracing); {} when none.
+    trace_context: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,16 +133,24 @@ class SummariesRepository:
         debounce_seconds: float,
         max_delay_seconds: float,
         forced: bool = False,
+        trace_context: Mapping[str, str] | None = None,
     ) -> None:
         """Create the post's job or push its due time back, within the max delay.
 
         Every call bumps the generation, so a worker busy with the previous
         state of the thread keeps the job instead of deleting it. A job that is
         backing off after a failure keeps its due time unless a user asked.
+        The job takes the trigger's trace context (the latest wins; a trigger
+        without one keeps the job's).
         """
         due = func.now() if forced else _later(debounce_seconds)
+        context = dict(trace_context or {})
         stmt = insert(SummaryJob).values(
-            post_id=post_id, due_at=due, first_triggered_at=func.now(), forced=forced
+            post_id=post_id,
+            due_at=due,
+            first_triggered_at=func.now(),
+            forced=forced,
+            trace_context=context,
         )
         capped = func.least(
             stmt.excluded.due_at,
@@ -156,6 +167,7 @@ class SummariesRepository:
                 ),
                 "generation": SummaryJob.generation + 1,
                 "forced": SummaryJob.forced | stmt.excluded.forced,
+                **({"trace_context": stmt.excluded.trace_context} if context else {}),
             },
         )
         await self._session.execute(stmt)
@@ -191,6 +203,7 @@ class SummariesRepository:
                 SummaryJob.attempts,
                 SummaryJob.lease_token,
                 SummaryJob.first_triggered_at,
+                SummaryJob.trace_context,
             )
         )
         return [ClaimedJob(*row) for row in rows.all()]

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.db import Database
 from common.errors import NotFound, ResourceExhausted
 from common.ids import parse_uuid
+from common.tracing import carrier
 from services.summarizer import answers
 from services.summarizer.cache import SummaryCache
 from services.summarizer.domain import GrowthRule, TriggerKind, trigger_for
@@ -127,6 +128,7 @@ class SummarizerService:
             debounce_seconds=0,
             max_delay_seconds=self._scheduling.max_delay_seconds,
             forced=forced,
+            trace_context=carrier(),
         )
         found = answers.answer(
             str(post_id), await repo.summary(post_id), await repo.job(post_id), await repo.now()
@@ -154,6 +156,8 @@ class SummarizerService:
             trigger.post_id,
             debounce_seconds=self._scheduling.debounce_seconds,
             max_delay_seconds=self._scheduling.max_delay_seconds,
+            # The job's summary continues this event's trace (common.tracing).
+            trace_context=carrier(),
         )
         self._changed_by.add(event.id)
 

@@ -26,6 +26,7 @@ from common.db import Database
 from common.errors import NotFound
 from common.events import new_event
 from common.outbox import Outbox
+from common.tracing import continue_trace, record_error, untraced
 from services.summarizer import answers
 from services.summarizer.cache import SummaryCache
 from services.summarizer.domain import error_text, retry_delay
@@ -100,13 +101,17 @@ class SummaryWorker:
         self._last_gauge = 0.0
 
     async def run(self) -> None:
-        """Claim and work until cancelled; on cancellation hand unfinished jobs back."""
-        try:
-            while True:
-                await self._claim_more()
-                await self._wait_for_work()
-        finally:
-            await self._hand_back()
+        """Claim and work until cancelled; on cancellation hand unfinished jobs back.
+
+        The polling is untraced; each job is traced on its own (see `_work`).
+        """
+        with untraced():
+            try:
+                while True:
+                    await self._claim_more()
+                    await self._wait_for_work()
+            finally:
+                await self._hand_back()
 
     async def _claim_more(self) -> None:
         free = self._limits.concurrency - len(self._running)
@@ -159,6 +164,11 @@ class SummaryWorker:
     # One job
 
     async def _work(self, job: ClaimedJob) -> None:
+        # A job may stand for many events; it continues the trace of the latest.
+        with continue_trace(job.trace_context, "summary job", attributes=_job_attributes(job)):
+            await self._work_traced(job)
+
+    async def _work_traced(self, job: ClaimedJob) -> None:
         started = time.perf_counter()
         keeper = asyncio.create_task(self._keep_lease(job))
         try:
@@ -174,6 +184,7 @@ class SummaryWorker:
                 exc_info=True,
                 extra={"post_id": str(job.post_id), "attempts": job.attempts},
             )
+            record_error(error)
             await self._release_failed(job, error)
         finally:
             keeper.cancel()
@@ -299,6 +310,15 @@ class SummaryWorker:
                 )
         except Exception:
             log.warning("could not release a failed job; its lease will expire", exc_info=True)
+
+
+def _job_attributes(job: ClaimedJob) -> dict[str, str | int | bool]:
+    return {
+        "agora.post_id": str(job.post_id),
+        "agora.summary_job.attempt": job.attempts,
+        "agora.summary_job.generation": job.generation,
+        "agora.summary_job.forced": job.forced,
+    }
 
 
 def _summary_ready(job: ClaimedJob, provider: str, model: str) -> events_pb2.Event:
