@@ -5,7 +5,9 @@ and schemas, migrated by Alembic), its own Redis key prefix and free ports for
 every process, so runs never see each other's data and can run side by side.
 Services and the gateway are real subprocesses started through the same
 `tools.stack.Stack` that `make up` uses; their output goes to
-`.run/tests/<run>/stack.log`. Everything is removed again at the end.
+`.run/tests/<run>/stack.log`. Tracing is on in every process, exporting to a
+receiver in this process (tests/otlp_receiver.py), so the whole suite runs
+with it as production does. Everything is removed again at the end.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from common.settings import CommonSettings, DatabaseSettings
 from common.topology import SERVICES
 from tests.fake_llm import FakeLLM
 from tests.infrastructure import InfrastructureUnavailable, running_infrastructure
+from tests.otlp_receiver import OtlpReceiver
 from tools import bootstrap
 from tools.infra import delete_redis_keys, delete_stream
 from tools.stack import RUN_DIR, Stack, free_port
 
 RUN_ID = uuid.uuid4().hex[:12]
+STACK_LOG = RUN_DIR / "tests" / RUN_ID / "stack.log"
 
 
 def _signing_key_pem() -> str:
@@ -57,8 +61,8 @@ UNTHROTTLED = {
 
 
 def _base_env(db_name: str, redis_prefix: str, overrides: dict[str, str]) -> dict[str, str]:
-    # Start from the machine's environment minus any AGORA_* a developer exported.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
+    # Start from the machine's environment minus any AGORA_* or OTEL_* a developer exported.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGORA_", "OTEL_"))}
     env.update(overrides)
     env.update(
         {
@@ -194,15 +198,34 @@ def _summarizer_env(fake: FakeLLM) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """Where every process of the session's stack exports its spans (see tests/otlp_receiver.py)."""
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+def _tracing_env(receiver: OtlpReceiver) -> dict[str, str]:
+    """Tracing on in every process, as in production, exported within a fraction of a second."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+
+
+@pytest.fixture(scope="session")
 def stack(
-    infrastructure: dict[str, str], db_settings: DatabaseSettings, fake_llm: FakeLLM
+    infrastructure: dict[str, str],
+    db_settings: DatabaseSettings,
+    fake_llm: FakeLLM,
+    otlp_receiver: OtlpReceiver,
 ) -> Iterator[Stack]:
     """Every service and the gateway, running against this run's database."""
     redis_prefix = f"agora-test-{RUN_ID}:"
-    env = _base_env(db_settings.name, redis_prefix, {**infrastructure, **_summarizer_env(fake_llm)})
+    overrides = {**infrastructure, **_summarizer_env(fake_llm), **_tracing_env(otlp_receiver)}
+    env = _base_env(db_settings.name, redis_prefix, overrides)
     common = CommonSettings()
     bootstrap.ensure_database(db_settings)
-    sink = FileSink(RUN_DIR / "tests" / RUN_ID / "stack.log")
+    sink = FileSink(STACK_LOG)
     stack = Stack(
         env=env,
         service_ports={spec.name: free_port() for spec in SERVICES},
@@ -242,6 +265,12 @@ async def redis_client(stack: Stack) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def stack_log(stack: Stack) -> Path:
+    """The file every line the session stack's processes print goes to, prefixed by process."""
+    return STACK_LOG
 
 
 @pytest.fixture(scope="session")
