@@ -87,9 +87,7 @@ class SummaryJob(Base):
     lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     last_error: Mapped[str | None] = mapped_column(Text)
     # traceparent/tracestate of the latest trigger; {} when tracing is off.
-    trace_context: Mapped[dict[str, str]] = mapped_column(
-        JSONB, server_default=text("'{}'::jsonb")
-    )
+    trace_context: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
 
 
 class SummaryRequest(Base):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.integration.gateway_support import Api, register
 from tests.integration.grpc_support import eventually
@@ -192,15 +193,20 @@ def _log_entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return entries
 
 
+@pytest.mark.parametrize("sampled", [True, False], ids=["sampled", "unsampled"])
 async def test_log_lines_of_a_request_carry_its_request_trace_and_span_ids(
-    http: httpx.AsyncClient, stack_log: Path
+    http: httpx.AsyncClient, stack_log: Path, sampled: bool
 ) -> None:
+    """Recorded or not (the session samples only traces tests start), a request has its ids."""
     trace_id = new_trace_id()
     request_id = f"trace-logs-{uuid.uuid4().hex}"
+    headers = {"x-request-id": request_id}
+    if sampled:
+        headers["traceparent"] = traceparent(trace_id)
     answer = await http.post(
         "/api/v1/auth/login",
         json={"username": f"nobody_{uuid.uuid4().hex[:8]}", "password": "not the password"},
-        headers={"x-request-id": request_id, "traceparent": traceparent(trace_id)},
+        headers=headers,
     )
     assert answer.status_code == 401
     assert answer.headers["x-request-id"] == request_id
@@ -214,10 +220,15 @@ async def test_log_lines_of_a_request_carry_its_request_trace_and_span_ids(
         return found if {"gateway", "auth"} <= set(found) else None
 
     found = await eventually(lines)
+    if not sampled:
+        trace_id = found["gateway"]["trace_id"]  # the gateway started the trace
+        assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
+        assert trace_id != "0" * 32
     for process in ("gateway", "auth"):
         entry = found[process]
         assert entry["trace_id"] == trace_id, (process, entry)
         assert re.fullmatch(r"[0-9a-f]{16}", entry["span_id"]), (process, entry)
         assert entry["span_id"] != "0" * 16, (process, entry)
+    assert found["gateway"]["span_id"] != found["auth"]["span_id"]
     assert found["gateway"]["service"] == "gateway"
     assert found["auth"]["grpc_method"] == "/agora.auth.v1.AuthService/Login"
