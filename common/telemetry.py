@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +35,8 @@ from opentelemetry.sdk.resources import (
     OTELResourceDetector,
     Resource,
 )
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 if TYPE_CHECKING:
     import grpc
@@ -48,7 +51,19 @@ NAMESPACE = "agora"
 UNTRACED_HTTP_PATHS = ("/healthz", "/readyz", "/metrics")
 UNTRACED_GRPC_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection")
 
-_provider: TracerProvider | None = None
+# What the last batch gets at exit before it is dropped.
+EXIT_FLUSH_SECONDS = 3.0
+
+
+@dataclass(slots=True)
+class _Installed:
+    """What configure_tracing installed in this process (nothing while tracing is off)."""
+
+    provider: TracerProvider | None = None
+    exporter: _StoppableExporter | None = None
+
+
+_installed = _Installed()
 
 
 def exporting_configured(env: Mapping[str, str]) -> bool:
@@ -66,7 +81,7 @@ def exporting_configured(env: Mapping[str, str]) -> bool:
 
 def tracing_enabled() -> bool:
     """True once configure_tracing installed a provider in this process."""
-    return _provider is not None
+    return _installed.provider is not None
 
 
 def service_resource(service: str, *, environment: str) -> Resource:
@@ -89,8 +104,7 @@ def configure_tracing(
     Called once at start by every process (common.grpc_server.run_service, the
     gateway's main), after logging is configured and before anything is opened.
     """
-    global _provider  # noqa: PLW0603 - one provider per process, by design
-    if _provider is not None:
+    if _installed.provider is not None:
         return True
     settings = os.environ if env is None else env
     if not exporting_configured(settings):
@@ -109,10 +123,11 @@ def configure_tracing(
         )
     # The sampler comes from OTEL_TRACES_SAMPLER / _ARG (default: parent-based, always on).
     provider = TracerProvider(resource=service_resource(service, environment=environment))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    exporter = _StoppableExporter(OTLPSpanExporter())
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
-    _provider = provider
+    _installed.provider, _installed.exporter = provider, exporter
     log.info(
         "tracing on",
         extra={"service_name": provider.resource.attributes.get(SERVICE_NAME)},
@@ -120,13 +135,49 @@ def configure_tracing(
     return True
 
 
-def shutdown_tracing() -> None:
-    """Export what is still buffered and stop; a no-op when tracing is off."""
-    global _provider
-    if _provider is None:
+def shutdown_tracing(timeout_seconds: float = EXIT_FLUSH_SECONDS) -> None:
+    """Export what is still buffered and stop; a no-op when tracing is off.
+
+    A collector that is down must not hold the exit up (the exporter would
+    retry for its whole timeout): after timeout_seconds the exporter stops
+    retrying, and what it could not send is dropped.
+    """
+    provider, exporter = _installed.provider, _installed.exporter
+    if provider is None:
         return
-    provider, _provider = _provider, None
-    provider.shutdown()
+    _installed.provider = _installed.exporter = None
+    deadline = threading.Timer(timeout_seconds, exporter.shutdown) if exporter else None
+    if deadline is not None:
+        deadline.daemon = True
+        deadline.start()
+    try:
+        provider.shutdown()
+    finally:
+        if deadline is not None:
+            deadline.cancel()
+
+
+class _StoppableExporter(SpanExporter):
+    """An exporter shut down once, by whoever asks first (the exit deadline or the
+    processor), so the second caller neither waits nor logs a warning."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self._exporter = exporter
+        self._stopping = threading.Lock()
+        self._stopped = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._exporter.export(spans)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._exporter.shutdown()
 
 
 # ------------------------------------------------------------ instrumentation

@@ -10,6 +10,10 @@ log lines carry the ids).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 
 import grpc
@@ -23,6 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from common import telemetry, tracing
+from tools.stack import ROOT, free_port
 
 _EXPORTER = InMemorySpanExporter()
 _PROVIDER = TracerProvider()
@@ -38,7 +43,7 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     """
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         trace.set_tracer_provider(_PROVIDER)
-    monkeypatch.setattr(telemetry, "_provider", _PROVIDER)
+    monkeypatch.setattr(telemetry._installed, "provider", _PROVIDER)
     _EXPORTER.clear()
     yield _EXPORTER
     _EXPORTER.clear()
@@ -202,3 +207,34 @@ def test_sql_statements_become_spans_without_their_parameters(
     assert span.kind is SpanKind.CLIENT
     assert "hunter2-parameter" not in json.dumps(dict(span.attributes or {}))
     assert "SELECT" in json.dumps(dict(span.attributes or {}))
+
+
+def test_a_collector_that_is_down_holds_the_exit_up_only_briefly() -> None:
+    """In a process of its own: configure_tracing installs a process-wide provider."""
+    program = textwrap.dedent(
+        """
+        import time
+        from opentelemetry import trace
+        from common.telemetry import configure_tracing, shutdown_tracing, tracing_enabled
+        assert configure_tracing("probe", environment="test") and tracing_enabled()
+        with trace.get_tracer("probe").start_as_current_span("work"):
+            pass
+        started = time.monotonic()
+        shutdown_tracing(timeout_seconds=1.0)
+        print(time.monotonic() - started)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    # Nothing listens there: every export attempt is refused and retried.
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 2.5, "the exporter's retries held the exit up"
