@@ -11,7 +11,7 @@ every write the API acknowledged:
   votes carry on; after a restart every acknowledged write is there and the
   comment events reached the posts service (comment counts add up);
 - NATS stopped: writes still succeed (they wait in the outboxes); once it is
-  back the events arrive (comment counts catch up) and a summary is made;
+  back the events arrive (comment counts catch up) and make a new summary;
 - Redis stopped: reads and writes are still served;
 - PostgreSQL restarted: writes meanwhile get 503 (never a 500) or wait for
   it, and the services reconnect by themselves, with no restart.
@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -220,19 +221,23 @@ async def test_writes_survive_a_nats_outage_and_their_events_arrive(
     private: Private, scene: Scene
 ) -> None:
     stream = scene.stream()
-    await _through(stream, private.nats.stop, private.nats.start)
+    _, ended = await _through(stream, private.nats.stop, private.nats.start)
     assert set(stream.statuses()) <= {200, 201}, stream.statuses()
     found = await _all_found(private, stream)
     await _comment_count(private, scene, len(stream.comments), within=30)
+    # The comment events that waited out the outage make a new summary of the thread.
+    # (Its count is not asserted: it is the posts service's comment count when the job
+    # ran, which may still lag the events that triggered it; see docs/reliability.md.)
+    back = datetime.now(UTC) - timedelta(seconds=time.monotonic() - ended)
 
     async def summarised() -> dict[str, Any] | None:
         answer = await scene.http.get(f"/api/v1/posts/{scene.anchor}/summary")
         body: dict[str, Any] = answer.json()
-        ready = answer.status_code == 200 and body["comment_count"] == len(stream.comments)
+        ready = answer.status_code == 200 and datetime.fromisoformat(body["generated_at"]) > back
         return body if ready else None
 
-    await eventually(summarised, within=30)
-    _record("nats_stopped", stream, found)
+    summary = await eventually(summarised, within=30)
+    _record("nats_stopped", stream, found, summarised_comments=summary["comment_count"])
 
 
 async def test_reads_and_writes_are_served_without_redis(private: Private, scene: Scene) -> None:
