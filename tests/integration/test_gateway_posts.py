@@ -16,12 +16,12 @@ from tests.integration.gateway_support import (
     Member,
     assert_problem,
     error_fields,
-    eventually,
     ids,
     needs,
     register_many,
     unique,
 )
+from tests.integration.grpc_support import eventually
 from tools.stack import Stack
 
 pytestmark = needs("communities", "posts", "comments", "votes")

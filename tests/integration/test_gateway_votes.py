@@ -14,10 +14,10 @@ from tests.integration.gateway_support import (
     Member,
     assert_problem,
     error_fields,
-    eventually,
     needs,
     register_many,
 )
+from tests.integration.grpc_support import eventually
 from tools.stack import Stack
 
 pytestmark = needs("communities", "posts", "comments", "votes")
