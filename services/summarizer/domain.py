@@ -29,7 +29,10 @@ ERROR_TEXT_MAX = 500
 
 
 class TriggerKind(Enum):
-    # The post is new or changed: summarise (debounced).
+    # The post is new: its first summary, unless a reader already asked for one
+    # (a job or summary then exists and was made from the post as created).
+    FIRST = "first"
+    # The post changed: summarise (debounced).
     SCHEDULE = "schedule"
     # A comment arrived: summarise if the thread grew enough since its summary.
     GROWTH = "growth"
@@ -62,7 +65,7 @@ class GrowthRule:
 
 # What each event means; moderation depends on the action taken.
 _BY_KIND: dict[str, TriggerKind] = {
-    "post_created": TriggerKind.SCHEDULE,
+    "post_created": TriggerKind.FIRST,
     "post_updated": TriggerKind.SCHEDULE,
     "post_deleted": TriggerKind.FORGET,
     "comment_created": TriggerKind.GROWTH,

@@ -148,7 +148,17 @@ class SummarizerService:
             await repo.forget(trigger.post_id)
             self._changed_by.add(event.id)
             return
-        if trigger.kind is not TriggerKind.SCHEDULE and not await self._worth_a_summary(
+        if trigger.kind is TriggerKind.FIRST and (
+            await repo.job(trigger.post_id) is not None
+            or await repo.summary(trigger.post_id) is not None
+        ):
+            # A reader's GET got here first and queued the summary: scheduling
+            # again would make a running job summarise the same post twice.
+            return
+        if trigger.kind not in {
+            TriggerKind.FIRST,
+            TriggerKind.SCHEDULE,
+        } and not await self._worth_a_summary(
             repo, trigger.post_id, trigger.kind, trigger.comment_count
         ):
             return

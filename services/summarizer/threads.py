@@ -58,14 +58,18 @@ class GrpcThreadSource:
         post = await self.post(post_id)
         best = await self._tree(post_id, comments_pb2.COMMENT_SORT_TOP, BEST_ROOTS, BEST_DEPTH)
         newest = await self._tree(post_id, comments_pb2.COMMENT_SORT_NEW, NEWEST_ROOTS, 0)
-        chosen = {c.comment_id: c for c in _readable(_flatten([*best, *newest]))}
+        read = list(_flatten([*best, *newest]))
+        chosen = {c.comment_id: c for c in _readable(read)}
         return Thread(
             post_id=str(post_id),
             title=post.title,
             body=post.body,
             url=post.url,
             score=post.score,
-            comment_count=post.comment_count,
+            # The post's count is fed by the same comment events that queued this job
+            # and can lag them (a backlog after a NATS outage lands all at once); the
+            # comments read here exist for sure, so the count is at least theirs.
+            comment_count=max(post.comment_count, _live_count(read)),
             comments=tuple(sorted(chosen.values(), key=lambda c: -c.score)),
         )
 
@@ -86,6 +90,10 @@ def _flatten(comments: Iterable[comments_pb2.Comment]) -> Iterator[comments_pb2.
     for comment in comments:
         yield comment
         yield from _flatten(comment.replies)
+
+
+def _live_count(comments: Iterable[comments_pb2.Comment]) -> int:
+    return len({c.id for c in comments if not (c.deleted or c.removed)})
 
 
 def _readable(comments: Iterable[comments_pb2.Comment]) -> Iterator[ThreadComment]:

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from agora.events.v1 import events_pb2
 from agora.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
 
+from common.events import new_event
 from common.settings import DatabaseSettings
 from tests.fake_llm import Behaviour, FakeLLM, Provider
 from tests.integration.event_support import EventStream
@@ -182,6 +183,35 @@ async def test_a_couple_of_new_comments_keep_the_summary(
     assert again["generated_at"] == first["generated_at"]
     assert again["comment_count"] == 0
     await events.published("summary_ready", _about(post["id"]), 1)
+
+
+async def test_a_late_post_created_event_queues_no_second_summary(
+    http: httpx.AsyncClient,
+    author: Member,
+    community: str,
+    events: EventStream,
+    db_settings: DatabaseSettings,
+) -> None:
+    # A reader's GET can queue a post's first summary before its post_created
+    # event arrives; the event then has nothing to add and must queue nothing.
+    post = await Api(http).post(author, community, "Which came first?")
+    first = await ready_summary(http, post["id"], settled=True)
+    (created,) = await events.envelopes(
+        "post_created", lambda e: e.post_created.post_id == post["id"]
+    )
+    late = new_event(created.producer, created.actor_id, post_created=created.post_created)
+    await events.publish(late)
+
+    async def handled() -> bool:
+        count = await asyncio.to_thread(_processed, db_settings, "summarizer-posts", [late.id])
+        return count == 1
+
+    await eventually(handled)
+    # A job queued by the event would show for a second at least (the debounce).
+    answer = await http.get(f"/api/v1/posts/{post['id']}/summary")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["refreshing"] is False
+    assert answer.json()["generated_at"] == first["generated_at"]
 
 
 async def test_unknown_malformed_and_deleted_posts_have_no_summary(

@@ -29,7 +29,7 @@ def _event(**payload: object) -> events_pb2.Event:
 @pytest.mark.parametrize(
     ("event", "kind"),
     [
-        (_event(post_created=events_pb2.PostCreated(post_id=POST)), TriggerKind.SCHEDULE),
+        (_event(post_created=events_pb2.PostCreated(post_id=POST)), TriggerKind.FIRST),
         (_event(post_updated=events_pb2.PostUpdated(post_id=POST)), TriggerKind.SCHEDULE),
         (_event(post_deleted=events_pb2.PostDeleted(post_id=POST)), TriggerKind.FORGET),
         (
