@@ -46,9 +46,9 @@ from bench.harness import explain, pgbench, scenarios, wrk
 from bench.harness.cpu import CpuSampler, PidSource, named, postgres_backends
 from bench.harness.measure import LoadResult
 from common.settings import CommonSettings, DatabaseSettings, load_settings
-from common.topology import SERVICES
 from tools import bootstrap
-from tools.stack import ROOT, RUN_DIR, Stack, free_port
+from tools.infra import delete_redis_keys, delete_stream
+from tools.stack import ROOT, RUN_DIR, FileSink, Stack, free_port
 
 RESULTS_DIR = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "performance.md"
@@ -152,43 +152,10 @@ def bench_env(database: str, bypass: str) -> dict[str, str]:
     return env
 
 
-class FileSink:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("w", encoding="utf-8")
-
-    def __call__(self, name: str, line: str) -> None:
-        self._file.write(f"{name:<11}| {line}\n")
-
-    def close(self) -> None:
-        self._file.close()
-
-
 def clean_shared_state(common: CommonSettings) -> None:
     """Drop what an earlier run left in Redis and NATS: cached pages of another load."""
-    import redis
-
-    client = redis.Redis.from_url(common.redis_url.get_secret_value())
-    try:
-        keys = list(client.scan_iter(match=f"{REDIS_PREFIX}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-    async def delete_stream() -> None:
-        import nats
-        from nats.js.errors import NotFoundError
-
-        nc = await nats.connect(common.nats_url.get_secret_value(), connect_timeout=3)
-        try:
-            await nc.jetstream().delete_stream(NATS_STREAM)
-        except NotFoundError:
-            pass
-        finally:
-            await nc.close()
-
-    asyncio.run(delete_stream())
+    delete_redis_keys(common.redis_url.get_secret_value(), REDIS_PREFIX)
+    delete_stream(common.nats_url.get_secret_value(), NATS_STREAM)
 
 
 def restart_gateway(stack: Stack, *, cache: bool) -> None:
@@ -651,14 +618,8 @@ def measure_stack(
     secret_file = files / "bypass"
     secret_file.write_text(bypass + "\n")
     secret_file.chmod(0o600)
-    sink = FileSink(WORK_DIR / "stack.log")
-    stack = Stack(
-        env=bench_env(options.database, bypass),
-        service_ports={spec.name: free_port() for spec in SERVICES},
-        metrics_ports={spec.name: free_port() for spec in SERVICES},
-        gateway_port=free_port(),
-        log_sink=sink,
-    )
+    sink = FileSink(WORK_DIR / "stack.log", truncate=True)
+    stack = Stack.on_free_ports(bench_env(options.database, bypass), sink)
     try:
         say("starting the stack")
         stack.start_all()

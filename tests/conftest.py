@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,13 +25,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common.settings import CommonSettings, DatabaseSettings
-from common.topology import SERVICES
 from tests.fake_llm import FakeLLM
 from tests.infrastructure import InfrastructureUnavailable, running_infrastructure
 from tests.otlp_receiver import OtlpReceiver
 from tools import bootstrap
 from tools.infra import delete_redis_keys, delete_stream
-from tools.stack import RUN_DIR, Stack, free_port
+from tools.stack import RUN_DIR, FileSink, Stack
 
 RUN_ID = uuid.uuid4().hex[:12]
 STACK_LOG = RUN_DIR / "tests" / RUN_ID / "stack.log"
@@ -86,24 +84,6 @@ def _base_env(db_name: str, redis_prefix: str, overrides: dict[str, str]) -> dic
         }
     )
     return env
-
-
-class FileSink:
-    """Writes every process's output, prefixed, to one log file of the run."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._file = path.open("a", encoding="utf-8")
-        self._lock = threading.Lock()
-
-    def __call__(self, name: str, line: str) -> None:
-        with self._lock:
-            self._file.write(f"{name:<11}| {line}\n")
-            self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
 
 
 @pytest.fixture(scope="session")
@@ -235,13 +215,7 @@ def stack(
     common = CommonSettings()
     bootstrap.ensure_database(db_settings)
     sink = FileSink(STACK_LOG)
-    stack = Stack(
-        env=env,
-        service_ports={spec.name: free_port() for spec in SERVICES},
-        metrics_ports={spec.name: free_port() for spec in SERVICES},
-        gateway_port=free_port(),
-        log_sink=sink,
-    )
+    stack = Stack.on_free_ports(env, sink)
     try:
         bootstrap.migrate(db_settings)
         stack.start_all()

@@ -52,6 +52,27 @@ def port_in_use(port: int) -> bool:
         return False
 
 
+class FileSink:
+    """A log sink writing every process's output, prefixed, to one file of the run.
+
+    Each process's output is pumped by a thread of its own: a lock keeps lines whole.
+    """
+
+    def __init__(self, path: Path, *, truncate: bool = False) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = path.open("w" if truncate else "a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str, line: str) -> None:
+        with self._lock:
+            self._file.write(f"{name:<11}| {line}\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def _child_argv(module: str) -> list[str]:
     """Run module through tools.child, which makes it die with this launcher."""
     return [sys.executable, "-m", "tools.child", module]
@@ -85,6 +106,17 @@ class Stack:
     processes: dict[str, Process] = field(default_factory=dict)
     # Set from a signal handler: whatever is starting gives up at once.
     stopping: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def on_free_ports(cls, env: dict[str, str], log_sink: Callable[[str, str], None]) -> Stack:
+        """A private stack beside any other (a test run, a benchmark): every port is free."""
+        return cls(
+            env=env,
+            service_ports={spec.name: free_port() for spec in SERVICES},
+            metrics_ports={spec.name: free_port() for spec in SERVICES},
+            gateway_port=free_port(),
+            log_sink=log_sink,
+        )
 
     @classmethod
     def development(cls, log_sink: Callable[[str, str], None]) -> Stack:

@@ -36,9 +36,8 @@ import pytest
 import redis
 
 from common.settings import DatabaseSettings
-from common.topology import SERVICES
 from services.summarizer.threads import BEST_ROOTS
-from tests.conftest import FileSink, _base_env
+from tests.conftest import _base_env
 from tests.integration.edge_support import PrivateRedis
 from tests.integration.gateway_support import Api, Member, register_many
 from tests.integration.grpc_support import eventually
@@ -46,7 +45,7 @@ from tests.reliability.figures import record_figures
 from tests.reliability.private_servers import PrivateNats, PrivatePostgres
 from tests.reliability.write_stream import WriteStream
 from tools import bootstrap
-from tools.stack import RUN_DIR, Stack, free_port
+from tools.stack import RUN_DIR, FileSink, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -89,13 +88,7 @@ def private() -> Any:
     }
     env = _base_env(db.name, f"agora-faults-{run}:", overrides)
     sink = FileSink(RUN_DIR / "reliability" / f"faults-{run}.log")
-    stack = Stack(
-        env=env,
-        service_ports={spec.name: free_port() for spec in SERVICES},
-        metrics_ports={spec.name: free_port() for spec in SERVICES},
-        gateway_port=free_port(),
-        log_sink=sink,
-    )
+    stack = Stack.on_free_ports(env, sink)
     try:
         postgres.start()
         cache.start()
