@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -28,6 +27,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
+from common.process_metrics import package_version
 from common.telemetry import instrument_app
 from gateway.client_address import ClientAddressMiddleware
 from gateway.docs import install_docs
@@ -77,13 +77,6 @@ _CORS_EXPOSED_HEADERS = [
 
 
 OPENAPI_URL = "/openapi.json"
-
-
-def _version() -> str:
-    try:
-        return version("agora")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 # Level 6 compresses JSON nearly as well as 9 for a fraction of the CPU.
@@ -140,7 +133,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     app = FastAPI(
         title="Agora API",
-        version=_version(),
+        version=package_version(),
         description=DESCRIPTION,
         openapi_url=OPENAPI_URL,
         # Served by gateway.docs, with a Content-Security-Policy of its own.
