@@ -3,20 +3,41 @@
 Each service connects as its own role (agora_<service>) that owns only its
 schema, so a bug in one service cannot read or drop another's tables. One
 `Database` per process, built at start-up and disposed at shutdown.
+
+Three ways in, each as cheap as its guarantee allows (a service read is
+mostly round trips, so each one saved is worth about a third of its cost):
+
+- `transaction()`: the unit of work, BEGIN ... COMMIT.
+- `read()`: autocommit, no BEGIN and no ROLLBACK around the statement. Under
+  READ COMMITTED a transaction gives a lone statement nothing more, and
+  several statements no common snapshot either, so nothing is lost.
+- `read(snapshot=True)`: REPEATABLE READ, READ ONLY, for reads of several
+  statements that must agree (a comment tree and its counts).
+
+A connection is pinged before use only when it sat idle in the pool long
+enough to have been dropped unseen (`pre_ping_idle_seconds`); one in steady
+use is not, which saves a round trip per checkout. A connection that died
+anyway fails its statement with a disconnect error, which invalidates the
+whole pool (every connection opened before it is replaced on its next
+checkout), so a database restart costs the requests in flight, not more.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy import URL, MetaData
+from sqlalchemy import URL, MetaData, event, exc
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from common.pool_metrics import measured_pool, track_pool
 from common.settings import DatabaseSettings
@@ -60,7 +81,8 @@ class Database:
             pool_size=settings.pool_size,
             max_overflow=settings.max_overflow,
             pool_timeout=settings.pool_timeout_seconds,
-            pool_pre_ping=True,
+            # Pinged only after sitting idle: see ping_when_idle.
+            pool_pre_ping=False,
             pool_recycle=1800,
             poolclass=measured_pool(application_name),
             # Statement parameters (hashes, emails, bodies) never reach error logs.
@@ -76,7 +98,17 @@ class Database:
             application_name,
             max_connections=settings.pool_size + settings.max_overflow,
         )
+        ping_when_idle(self.engine.sync_engine, idle_seconds=settings.pre_ping_idle_seconds)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reads = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
+        self._snapshots = async_sessionmaker(
+            self.engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            ),
+            expire_on_commit=False,
+        )
         instrument_engine(self.engine.sync_engine)
 
     @asynccontextmanager
@@ -90,17 +122,58 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session for reads only; its transaction is rolled back at the end."""
-        async with self._sessions() as session:
+    async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session for reads: autocommit, or one read-only snapshot if `snapshot`.
+
+        Writing through it is a bug: in autocommit a write would commit at
+        once, outside any unit of work (and a snapshot session refuses it).
+        """
+        factory = self._snapshots if snapshot else self._reads
+        async with factory() as session:
             try:
                 yield session
             finally:
                 await session.rollback()
 
     async def ping(self) -> None:
+        """One round trip on a fresh checkout: the readiness probe's question."""
         async with self.engine.connect() as conn:
             await conn.exec_driver_sql("SELECT 1")
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+_CHECKED_IN_AT = "agora_checked_in_at"
+
+
+def ping_when_idle(engine: Engine, *, idle_seconds: float) -> None:
+    """Ping a pooled connection on checkout only if it sat idle for `idle_seconds`.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout: a round trip per
+    request to learn what a connection used a moment ago already showed. A
+    connection idle longer may have been closed by the server, a proxy or a
+    failover meanwhile; a failed ping raises DisconnectionError, on which the
+    pool discards it and checks out (or opens) another. 0 pings every time.
+    """
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checked_in(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checked_out(
+        dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+    ) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        # A connection opened for this checkout needs no ping; `info` is emptied
+        # whenever the pool replaces the connection.
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
+            return
+        dialect = engine.dialect
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.DisconnectionError("pooled connection lost while idle") from error
+            raise

@@ -94,6 +94,9 @@ class DatabaseSettings(BaseSettings):
     max_overflow: int = Field(default=10, ge=0, le=200)
     pool_timeout_seconds: float = Field(default=5.0, gt=0)
     statement_timeout_ms: int = Field(default=5000, ge=100)
+    # A pooled connection idle this long is pinged before use (0: always);
+    # one in steady use is not, saving a round trip per request.
+    pre_ping_idle_seconds: float = Field(default=5.0, ge=0)
     # Only the bootstrap (dev and tests) connects as this role to create the
     # database, the per-service roles and schemas. Services never use it.
     admin_user: str = "postgres"

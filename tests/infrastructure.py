@@ -72,3 +72,20 @@ def running_infrastructure() -> Iterator[dict[str, str]]:
         raise InfrastructureUnavailable("\n".join(str(p) for p in problems))
     with _containers() as overrides:
         yield overrides
+
+
+@contextmanager
+def scratch_database(label: str) -> Iterator[DatabaseSettings]:
+    """A database of one test module's own (`agora_test_<label>_<random>`), as the admin role.
+
+    For tests of the shared database plumbing that need no service schema;
+    it is dropped afterwards.
+    """
+    from tools import bootstrap
+
+    settings = DatabaseSettings(name=f"agora_test_{label}_{secrets.token_hex(4)}", user="postgres")
+    bootstrap.ensure_database(settings, services=())
+    try:
+        yield settings
+    finally:
+        bootstrap.drop_database(settings)

@@ -84,16 +84,6 @@ class CommentsRepository:
         connection = await self._session.connection()
         return (await connection.execute(statement)).all()
 
-    async def use_snapshot(self) -> None:
-        """Read every following statement from one snapshot (must come first).
-
-        A tree is read in two queries; without a shared snapshot a reply
-        committed between them would make the counts disagree with the rows.
-        """
-        await self._session.execute(
-            sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        )
-
     # Counters
 
     async def next_path_number(self) -> int:

@@ -295,9 +295,9 @@ class CommentsService:
     async def get_comment(self, comment_id: str, *, sort: CommentSort, levels: int) -> TreeNode:
         """One comment with its replies down to `levels` levels ("continue this thread")."""
         wanted = _comment_id(comment_id)
-        async with self._db.read() as session:
+        # A tree is read in two queries; one snapshot keeps the counts and rows agreeing.
+        async with self._db.read(snapshot=True) as session:
             repo = CommentsRepository(session)
-            await repo.use_snapshot()
             comment = await repo.comment(wanted)
             if comment is None:
                 raise NotFound(COMMENT_NOT_FOUND)
@@ -326,9 +326,9 @@ class CommentsService:
             position = decode_cursor(cursor, secret=self._cursor_secret, scope=scope)
             after = domain.parse_cursor_position(position, sort)
 
-        async with self._db.read() as session:
+        # A tree is read in two queries; one snapshot keeps the counts and rows agreeing.
+        async with self._db.read(snapshot=True) as session:
             repo = CommentsRepository(session)
-            await repo.use_snapshot()
             roots = await repo.top_level_page(post_uuid, sort, after=after, limit=limit + 1)
             has_more = len(roots) > limit
             roots = roots[:limit]

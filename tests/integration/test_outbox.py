@@ -25,12 +25,11 @@ from common.db import Database, schema_metadata
 from common.events import new_event
 from common.outbox import Outbox, OutboxRelay, outbox_table
 from common.settings import CommonSettings, DatabaseSettings
+from tests.infrastructure import scratch_database
 from tests.integration.grpc_support import eventually
-from tools import bootstrap
 from tools.stack import free_port
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-RUN = uuid.uuid4().hex[:8]
 
 
 class PrivateNats:
@@ -70,13 +69,8 @@ def private_nats(tmp_path: Path) -> Iterator[PrivateNats]:
 
 @pytest.fixture(scope="module")
 def scratch_db(infrastructure: dict[str, str]) -> Iterator[DatabaseSettings]:
-    """A database of its own for these tests, reached as the admin role."""
-    settings = DatabaseSettings(name=f"agora_test_outbox_{RUN}", user="postgres")
-    bootstrap.ensure_database(settings, services=())
-    try:
+    with scratch_database("outbox") as settings:
         yield settings
-    finally:
-        bootstrap.drop_database(settings)
 
 
 @pytest.fixture
