@@ -73,7 +73,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ):
         if name in s:
             p95 = s[name]["latency_ms"]["p95"]
-            out.append(_target(f"{label}: p95 < 50 ms", f"{p95:.1f} ms", p95 < 50))
+            connections = s[name].get("connections")
+            measured = f"{p95:.1f} ms" + (f" at {connections} connections" if connections else "")
+            alone = s.get(f"{name}_alone")
+            if alone:
+                measured += f"; one request at a time {alone['latency_ms']['p95']:.1f} ms"
+            out.append(_target(f"{label}: p95 < 50 ms", measured, p95 < 50))
     listings = [e for e in results["explain"] if e.get("listing", True)]
     if listings:
         worst = max(listings, key=lambda e: e.get("server_p95_ms", e["execution_ms"]))

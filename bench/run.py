@@ -289,7 +289,8 @@ class Bench:
                 tokens_file=self.tokens_file,
                 secret_file=self.secret_file,
                 connections=connections,
-                threads=2,
+                # wrk needs a connection per thread.
+                threads=min(2, connections),
                 seconds=seconds,
                 timeout_seconds=30,
             )

@@ -273,7 +273,6 @@ def _posts_cases(targets: Targets) -> list[Case]:
 def _tree_case(name: str, post_id: uuid.UUID) -> Case:
     async def call(session: AsyncSession) -> object:
         repo = CommentsRepository(session)
-        await repo.use_snapshot()
         roots = await repo.top_level_page(
             post_id, comments_domain.CommentSort.BEST, after=None, limit=26
         )

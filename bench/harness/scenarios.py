@@ -162,6 +162,13 @@ def scenarios(usernames: list[str], password: str) -> list[Scenario]:
             _post_page,
         ),
         Scenario(
+            "post_page_alone",
+            "Post page, one request at a time",
+            "the post_page request on 1 connection: its latency without queueing",
+            _post_page,
+            connections=1,
+        ),
+        Scenario(
             "search",
             "Search posts",
             "GET /api/v1/search?q=<1-2 random words>&type=posts",
@@ -184,6 +191,16 @@ def scenarios(usernames: list[str], password: str) -> list[Scenario]:
             "GET /api/v1/posts?sort=hot on a gateway with AGORA_CACHE_ENABLED=false",
             _listing,
             cache=False,
+        ),
+        Scenario(
+            "listing_uncached_alone",
+            "Hot listing, cache off, one request at a time",
+            "the listing_uncached request on 1 connection: its latency without queueing",
+            _listing,
+            cache=False,
+            # With 64 connections on two cores, latency is queueing (Little's law): this
+            # is what one request costs when it waits for nothing.
+            connections=1,
         ),
         Scenario(
             "vote",

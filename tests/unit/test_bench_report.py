@@ -125,6 +125,16 @@ def test_targets_compare_each_figure_with_the_issue() -> None:
     assert not verdicts["Zero errors in every scenario"]
 
 
+def test_a_latency_target_shows_the_figure_without_queueing_beside_the_loaded_one() -> None:
+    results = _results()
+    results["scenarios"]["post_page"]["connections"] = 64
+    results["scenarios"]["post_page_alone"] = _load(40, 21.5)
+    (page,) = [t for t in report.targets(results) if t["target"].startswith("500-comment")]
+    assert page["measured"] == "80.0 ms at 64 connections; one request at a time 21.5 ms"
+    # The target is the loaded figure's.
+    assert not page["met"]
+
+
 def test_the_doc_keeps_its_written_part_and_replaces_the_generated_one(tmp_path: Path) -> None:
     doc = tmp_path / "performance.md"
     doc.write_text(
