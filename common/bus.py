@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +27,8 @@ log = logging.getLogger("agora.bus")
 
 STREAM_MAX_AGE = timedelta(days=7)
 DUPLICATE_WINDOW = timedelta(minutes=10)
+# Seconds to wait for JetStream's ack of a publish (or of a whole batch).
+PUBLISH_TIMEOUT = 5.0
 
 
 class BusUnavailable(Exception):
@@ -39,6 +42,9 @@ class EventBus:
         self.subject_prefix = settings.nats_subject_prefix
         self._client_name = client_name
         self._client: Client | None = None
+        # One context per connection: it holds the reply subscription of
+        # publish_async, which a fresh context would open again every time.
+        self._js: JetStreamContext | None = None
         self._lock = asyncio.Lock()
 
     async def connected(self) -> JetStreamContext:
@@ -61,15 +67,16 @@ class EventBus:
                 except (OSError, TimeoutError, NatsError) as error:
                     raise BusUnavailable(f"cannot connect to NATS: {error!r}") from error
                 self._client = client
+                self._js = client.jetstream()
                 try:
-                    await self._ensure_stream(client.jetstream())
+                    await self._ensure_stream(self._js)
                 except (TimeoutError, NatsError) as error:
                     await client.close()
-                    self._client = None
+                    self._client = self._js = None
                     raise BusUnavailable(f"cannot declare stream: {error!r}") from error
-            if not self._client.is_connected:
+            if not self._client.is_connected or self._js is None:
                 raise BusUnavailable("NATS connection is reconnecting")
-            return self._client.jetstream()
+            return self._js
 
     async def _on_error(self, error: Exception) -> None:
         log.warning("nats connection error: %r", error)
@@ -94,10 +101,30 @@ class EventBus:
         """Publish and wait for JetStream's ack; True when it was a new message."""
         js = await self.connected()
         try:
-            ack = await js.publish(subject, payload, headers=headers, timeout=5)
+            ack = await js.publish(subject, payload, headers=headers, timeout=PUBLISH_TIMEOUT)
         except (TimeoutError, NatsError) as error:
             raise BusUnavailable(f"publish failed: {error!r}") from error
         return not ack.duplicate
+
+    async def publish_all(self, messages: Sequence[tuple[str, bytes, dict[str, Any]]]) -> int:
+        """Publish (subject, payload, headers) in order; the count JetStream stored as new.
+
+        The messages go out back to back on the one connection, which keeps
+        their order, and their acks are awaited together: a batch costs one
+        round trip rather than one per message. When any fails, the caller
+        publishes the whole batch again (Nats-Msg-Id makes the repeats no-ops).
+        """
+        js = await self.connected()
+        pending: list[asyncio.Future[api.PubAck]] = []
+        try:
+            for subject, payload, headers in messages:
+                pending.append(await js.publish_async(subject, payload, headers=headers))
+            acks = await asyncio.wait_for(asyncio.gather(*pending), PUBLISH_TIMEOUT)
+        except (TimeoutError, NatsError) as error:
+            for future in pending:
+                future.cancel()
+            raise BusUnavailable(f"publish failed: {error!r}") from error
+        return sum(not ack.duplicate for ack in acks)
 
     async def close(self) -> None:
         if self._client is not None and not self._client.is_closed:
@@ -105,4 +132,4 @@ class EventBus:
                 await self._client.drain()
             except (TimeoutError, NatsError):
                 await self._client.close()
-        self._client = None
+        self._client = self._js = None

@@ -2,14 +2,30 @@
 
 Each consumer is a JetStream durable pull consumer declared explicitly at
 start-up (an existing durable would silently keep an old config otherwise).
-A message is handled inside one database transaction that first records its
+An event is applied inside a database transaction that first records its
 event id in the consumer's `processed_events` table: a replay finds the id
 already there and changes nothing, so at-least-once delivery gives exactly-
 once effects. Failures are retried with growing delays (`nak(delay)`); after
 `max_deliver` attempts the message is parked on the dead-letter subject and
-terminated, so one poison event cannot block the rest. Each delivery is
+terminated, so one poison event cannot block the rest. Each event is
 handled in a CONSUMER span that continues the trace the event was published in
 (common.tracing), so the handler's SQL and calls belong to that trace.
+
+Batches. Under load a fetch brings up to `batch_size` messages; they are
+applied in stream order in ONE transaction (one multi-row insert into
+`processed_events`, the handlers, one commit), then acknowledged, so a busy
+consumer pays a transaction per batch rather than per event. When anything in
+the batch fails, the transaction rolls back and every message of the batch is
+handled again on its own, in its own transaction, with the retry and parking
+rules above: a poison event costs its neighbours one extra attempt, never a
+delivery.
+
+Filters. The durable is given ONE filter subject, which every NATS version
+honours (servers before 2.10 silently ignore a list of filter subjects and
+deliver the whole stream). For several subjects it is the narrowest pattern
+covering them all (`covering_subject`); the consumer then acknowledges, without
+touching the database, the few covered subjects it did not ask for. A durable
+whose filter changed is made again where it stood (see `_declare`).
 """
 
 from __future__ import annotations
@@ -29,12 +45,14 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.bus import STREAM_MAX_AGE, BusUnavailable, EventBus
 from common.db import Database
+from common.events import LEGACY_VOTE_CAST_SUBJECT, VOTE_CAST_SUBJECTS
 from common.tracing import carrier, processing, record_error
 
 log = logging.getLogger("agora.consumer")
@@ -86,6 +104,32 @@ def subject_matches(pattern: str, subject: str) -> bool:
     return len(wanted) == len(actual)
 
 
+def covering_subject(subjects: list[str]) -> str:
+    """One filter subject that matches every subject (or pattern) in subjects.
+
+    Equal-length subjects keep the tokens they share and get `*` where they
+    differ (`a.x.created.v1`, `a.x.deleted.v1` -> `a.x.*.v1`); otherwise the
+    tokens they share, then `>`.
+    """
+    if not subjects:
+        raise ValueError("a consumer needs at least one subject")
+    if len(subjects) == 1:
+        return subjects[0]
+    split = [subject.split(".") for subject in subjects]
+    if len({len(tokens) for tokens in split}) == 1 and not any(">" in t for t in split):
+        return ".".join(
+            column[0] if len(set(column)) == 1 else "*" for column in zip(*split, strict=True)
+        )
+    shared: list[str] = []
+    for column in zip(*split, strict=False):
+        if len(set(column)) != 1 or column[0] in ("*", ">"):
+            break
+        shared.append(column[0])
+    if len(shared) == min(len(tokens) for tokens in split):
+        shared.pop()  # `a.b.>` must not drop `a.b` itself: it needs one more token
+    return ".".join([*shared, ">"])
+
+
 def processed_events_table(metadata: sa.MetaData) -> sa.Table:
     """Ids of events a consumer already applied (its migration creates the same)."""
     return sa.Table(
@@ -120,6 +164,7 @@ class EventConsumer:
         self.processed = processed
         self.durable = durable
         self.subjects = [bus.subject_prefix + subject for subject in subjects]
+        self.filter_subject = covering_subject(self.subjects)
         self.handler = handler
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
@@ -151,8 +196,7 @@ class EventConsumer:
                             # (from a race inside nats-py's fetch) asyncio's, which is
                             # not an outage and must not make the consumer resubscribe.
                             continue
-                        for message in messages:
-                            await self.handle(message)
+                        await self.handle_batch(messages)
                 finally:
                     # Without this the connection's drain waits out its whole
                     # timeout for the subscription, and SIGTERM takes 30 s.
@@ -185,48 +229,158 @@ class EventConsumer:
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         js = await self.bus.connected()
-        # Servers before NATS 2.10 silently ignore filter_subjects; one subject
-        # goes in filter_subject, which every version honours, and handle()
-        # checks subjects itself, so a consumer never acts on someone else's events.
-        single = self.subjects[0] if len(self.subjects) == 1 else None
+        await self._declare(js)
+        return await js.pull_subscribe_bind(durable=self.durable, stream=self.bus.stream)
+
+    async def _declare(self, js: JetStreamContext) -> None:
+        """Create the durable, or bring an existing one to this config at its place.
+
+        One filter subject, which every version honours (servers before 2.10
+        ignore filter_subjects); wants() checks the exact subjects, so a
+        consumer never acts on someone else's events. A durable whose filter
+        differs (one made before its subjects changed) is not changed in
+        place: NATS 2.9 accepts a new wildcard filter and then delivers
+        nothing. It is deleted and made again from the first event it had
+        not acknowledged; events it had acknowledged out of order come again
+        and are skipped as processed. Other settings are updated in place.
+        """
         config = api.ConsumerConfig(
             durable_name=self.durable,
             ack_policy=api.AckPolicy.EXPLICIT,
             deliver_policy=api.DeliverPolicy.ALL,
             ack_wait=self.ack_wait.total_seconds(),
             max_deliver=self.max_deliver + 1,  # the last delivery parks it
-            filter_subject=single,
-            filter_subjects=None if single else self.subjects,
+            filter_subject=self.filter_subject,
             max_ack_pending=1000,
         )
+        try:
+            existing = await js.consumer_info(self.bus.stream, self.durable)
+        except NotFoundError:
+            await js.add_consumer(self.bus.stream, config)
+            return
+        if existing.config.filter_subject == self.filter_subject and not (
+            existing.config.filter_subjects
+        ):
+            # Where it starts cannot change; keep what it was made with.
+            config.deliver_policy = existing.config.deliver_policy
+            config.opt_start_seq = existing.config.opt_start_seq
+            await js.add_consumer(self.bus.stream, config)
+            return
+        start = (existing.ack_floor.stream_seq if existing.ack_floor else 0) + 1
+        log.info(
+            "consumer %s changes its filter; made again from stream sequence %d",
+            self.durable,
+            start,
+            extra={
+                "old_filter": existing.config.filter_subject or existing.config.filter_subjects,
+                "new_filter": self.filter_subject,
+            },
+        )
+        await js.delete_consumer(self.bus.stream, self.durable)
+        config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
+        config.opt_start_seq = start
         await js.add_consumer(self.bus.stream, config)
-        return await js.pull_subscribe_bind(durable=self.durable, stream=self.bus.stream)
 
     def wants(self, subject: str) -> bool:
         return any(subject_matches(pattern, subject) for pattern in self.subjects)
 
-    async def handle(self, message: Msg) -> None:
+    async def handle_batch(self, messages: list[Msg]) -> None:
+        """Apply a fetched batch in one transaction; on any failure, message by message."""
+        wanted: list[tuple[Msg, events_pb2.Event, uuid.UUID]] = []
+        alone: list[Msg] = []
+        for message in messages:
+            if await self._skipped(message):
+                continue
+            decoded = self._decode(message)
+            if decoded is None:
+                alone.append(message)  # handle() parks it
+            else:
+                wanted.append((message, *decoded))
+        if len(wanted) == 1:
+            alone.append(wanted[0][0])
+        elif wanted:
+            try:
+                applied = await self._apply_together(wanted)
+            except Exception:
+                log.info(
+                    "batch of %d events failed in %s; handling them one by one",
+                    len(wanted),
+                    self.durable,
+                    exc_info=True,
+                )
+                alone.extend(message for message, _, _ in wanted)
+            else:
+                for message, _, event_id in wanted:
+                    outcome = "applied" if event_id in applied else "duplicate"
+                    applied.discard(event_id)  # a twin in the same batch is a duplicate
+                    HANDLED.labels(self.durable, outcome).inc()
+                    await message.ack()
+        for message in alone:
+            await self.handle(message)
+
+    async def _apply_together(
+        self, batch: list[tuple[Msg, events_pb2.Event, uuid.UUID]]
+    ) -> set[uuid.UUID]:
+        """One transaction for the whole batch, in stream order; the ids it applied."""
+        async with self.db.transaction() as session:
+            inserted = await session.scalars(
+                insert(self.processed)
+                .values(
+                    [{"consumer": self.durable, "event_id": event_id} for *_, event_id in batch]
+                )
+                .on_conflict_do_nothing()
+                .returning(self.processed.c.event_id)
+            )
+            fresh = set(inserted)
+            applied: list[events_pb2.Event] = []
+            for message, event, event_id in batch:
+                if event_id not in fresh:
+                    continue
+                fresh.discard(event_id)  # a twin later in the batch is a duplicate
+                with self._span(message):
+                    await self.handler(session, event)
+                applied.append(event)
+        await self._after_applied(applied)
+        return {uuid.UUID(event.id) for event in applied}
+
+    def _span(self, message: Msg) -> contextlib.AbstractContextManager[None]:
         headers = message.headers or {}
-        with processing(
+        return processing(
             message.subject,
             headers.get("Nats-Msg-Id", ""),
             headers,
             consumer=self.durable,
             delivery=message.metadata.num_delivered or 1,
-        ):
+        )
+
+    async def handle(self, message: Msg) -> None:
+        with self._span(message):
             await self._handle(message)
 
-    async def _handle(self, message: Msg) -> None:
-        if not self.wants(message.subject):
-            HANDLED.labels(self.durable, "not_subscribed").inc()
-            await message.ack()
-            return
+    async def _skipped(self, message: Msg) -> bool:
+        """Acknowledge a message outside this consumer's subjects, without touching the database."""
+        if self.wants(message.subject):
+            return False
+        HANDLED.labels(self.durable, "not_subscribed").inc()
+        await message.ack()
+        return True
+
+    @staticmethod
+    def _decode(message: Msg) -> tuple[events_pb2.Event, uuid.UUID] | None:
         try:
             event = events_pb2.Event.FromString(message.data)
-            event_id = uuid.UUID(event.id)
+            return event, uuid.UUID(event.id)
         except (DecodeError, ValueError):
+            return None
+
+    async def _handle(self, message: Msg) -> None:
+        if await self._skipped(message):
+            return
+        decoded = self._decode(message)
+        if decoded is None:
             await self._park(message, "undecodable event")
             return
+        event, event_id = decoded
         deliveries = message.metadata.num_delivered or 1
         try:
             applied = await self._apply(event_id, event)
@@ -260,26 +414,39 @@ class EventConsumer:
             if inserted is None:
                 return False
             await self.handler(session, event)
-        if self.after_commit is not None:
-            try:
-                await self.after_commit(event)
-            except Exception:
-                # The change is committed; a failed follow-up must not redeliver it.
-                log.exception("after-commit hook of %s failed", self.durable)
-        self._applied += 1
-        if self._applied % PRUNE_EVERY == 0:
-            await self._prune()
+        await self._after_applied([event])
         return True
 
+    async def _after_applied(self, events: list[events_pb2.Event]) -> None:
+        """After the commit: the hooks, and now and then forgetting old ids."""
+        for event in events:
+            if self.after_commit is not None:
+                try:
+                    await self.after_commit(event)
+                except Exception:
+                    # The change is committed; a failed follow-up must not redeliver it.
+                    log.exception("after-commit hook of %s failed", self.durable)
+        before = self._applied
+        self._applied += len(events)
+        if self._applied // PRUNE_EVERY > before // PRUNE_EVERY:
+            await self._prune()
+
     async def _prune(self) -> None:
-        """Forget ids older than the stream keeps events: they cannot come back."""
-        async with self.db.transaction() as session:
-            await session.execute(
-                sa.delete(self.processed).where(
-                    self.processed.c.consumer == self.durable,
-                    self.processed.c.processed_at < sa.func.now() - REMEMBER_PROCESSED,
+        """Forget ids older than the stream keeps events: they cannot come back.
+
+        Housekeeping: a failure is logged and tried again PRUNE_EVERY events later,
+        never taken for a failure of the events just applied.
+        """
+        try:
+            async with self.db.transaction() as session:
+                await session.execute(
+                    sa.delete(self.processed).where(
+                        self.processed.c.consumer == self.durable,
+                        self.processed.c.processed_at < sa.func.now() - REMEMBER_PROCESSED,
+                    )
                 )
-            )
+        except Exception:
+            log.exception("pruning processed events of %s failed", self.durable)
 
     async def _park(self, message: Msg, reason: str) -> None:
         log.error(
@@ -301,3 +468,30 @@ class EventConsumer:
         finally:
             HANDLED.labels(self.durable, "dead_lettered").inc()
             await message.term()
+
+
+def vote_tally_consumers(
+    bus: EventBus,
+    db: Database,
+    processed: sa.Table,
+    *,
+    target_type: events_pb2.VoteTargetType.ValueType,
+    durable: str,
+    legacy_durable: str,
+    handler: Handler,
+) -> list[EventConsumer]:
+    """The consumers of the votes on one service's targets (posts, or comments).
+
+    `durable` takes its target type's subject; `legacy_durable` (the service's
+    durable from before vote_cast was split by target type) keeps the one old
+    subject of every vote, to apply what older votes replicas left there; the
+    handler skips the other type's votes. See common.events and
+    docs/architecture.md ("Events") for when the legacy one can go.
+    """
+    return [
+        EventConsumer(bus, db, processed, durable=name, subjects=[subject], handler=handler)
+        for name, subject in (
+            (durable, VOTE_CAST_SUBJECTS[target_type]),
+            (legacy_durable, LEGACY_VOTE_CAST_SUBJECT),
+        )
+    ]

@@ -2,8 +2,8 @@
 
 `build` is what common.grpc_server.run_service calls. It opens the database,
 the event bus, one channel each to posts and communities, and registers the
-servicer plus two background tasks: the outbox relay (publishes comment
-events) and the `comments-vote-tallies` consumer. Everything opened is closed
+servicer plus background tasks: the outbox relay (publishes comment events)
+and the vote tally consumers (services/comments/events.py). Everything opened is closed
 in reverse order after the gRPC server has drained.
 """
 
@@ -12,13 +12,12 @@ from __future__ import annotations
 from agora.comments.v1 import comments_pb2, comments_pb2_grpc
 
 from common.bus import EventBus
-from common.consumer import EventConsumer
 from common.db import Database
 from common.grpc_server import ServiceRuntime
 from common.outbox import Outbox, OutboxRelay
 from common.topology import service
 from services.comments import events
-from services.comments.models import outbox, processed_events
+from services.comments.models import outbox
 from services.comments.server import CommentsServicer
 from services.comments.service import CommentsService
 from services.comments.settings import CommentsSettings
@@ -53,20 +52,10 @@ async def build(runtime: ServiceRuntime[CommentsSettings]) -> None:
     )
 
     relay = OutboxRelay(db, staged, bus)
-    consumer = EventConsumer(
-        bus,
-        db,
-        processed_events,
-        durable=events.VOTE_TALLIES_CONSUMER,
-        subjects=events.VOTE_TALLIES_SUBJECTS,
-        handler=events.apply_vote_cast,
-    )
 
     async def comments_outbox_relay() -> None:
         await relay.run()
 
-    async def comments_vote_tallies() -> None:
-        await consumer.run()
-
     runtime.add_background(comments_outbox_relay)
-    runtime.add_background(comments_vote_tallies)
+    for consumer in events.build_consumers(bus, db):
+        runtime.add_background(consumer.run)

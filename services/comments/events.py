@@ -5,11 +5,17 @@ created, updated, deleted and moderated. Every one but `updated` carries the
 post's visible comment count after the change, counted here under the post's
 counter lock, so posts can store it as an absolute value.
 
-Consumed: votes' VoteCast for comment targets (durable `comments-vote-tallies`).
-The event holds the absolute tally and its version; a tally is stored only when
-its version is newer than the stored one, so replays and out-of-order
-deliveries change nothing, and the best and controversy ranks are recomputed
-from it.
+Consumed: votes' VoteCast for comment targets, on votes.comment_vote.cast.v1
+(durable `comments-comment-vote-tallies`), so votes on posts never reach this
+service. The event holds the absolute tally and its version; a tally is stored
+only when its version is newer than the stored one, so replays and
+out-of-order deliveries change nothing, and the best and controversy ranks are
+recomputed from it. The durable `comments-vote-tallies`, which consumed every
+vote before votes split its subject, stays on the legacy votes.vote.cast.v1
+with the same handler (which skips post votes), to apply what an older votes
+published there; it idles once nothing is, and can be deleted a week (the
+stream's max age) after the last votes replica was upgraded
+(docs/architecture.md, "Events").
 """
 
 from __future__ import annotations
@@ -20,16 +26,20 @@ from agora.events.v1 import events_pb2
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common import ranking
-from common.events import SUBJECTS, new_event
+from common.bus import EventBus
+from common.consumer import EventConsumer, vote_tally_consumers
+from common.db import Database
+from common.events import new_event
 from common.ids import parse_uuid
 from services.comments.domain import CommentRecord, ModerationAction
+from services.comments.models import processed_events
 from services.comments.repository import CommentsRepository
 
 log = logging.getLogger("agora.comments.events")
 
 PRODUCER = "comments"
-VOTE_TALLIES_CONSUMER = "comments-vote-tallies"
-VOTE_TALLIES_SUBJECTS = [SUBJECTS["vote_cast"]]
+COMMENT_VOTE_TALLIES = "comments-comment-vote-tallies"
+LEGACY_VOTE_TALLIES = "comments-vote-tallies"
 
 
 def comment_created(comment: CommentRecord, post_comment_count: int) -> events_pb2.Event:
@@ -115,3 +125,15 @@ async def apply_vote_cast(session: AsyncSession, event: events_pb2.Event) -> Non
     if not applied:
         # An older tally than the stored one, or a comment we do not have.
         log.debug("vote tally not newer; ignored", extra={"event_id": event.id})
+
+
+def build_consumers(bus: EventBus, db: Database) -> list[EventConsumer]:
+    return vote_tally_consumers(
+        bus,
+        db,
+        processed_events,
+        target_type=events_pb2.VOTE_TARGET_TYPE_COMMENT,
+        durable=COMMENT_VOTE_TALLIES,
+        legacy_durable=LEGACY_VOTE_TALLIES,
+        handler=apply_vote_cast,
+    )

@@ -2,7 +2,7 @@
 
 `build` is what common.grpc_server.run_service calls. Everything it opens is
 registered on runtime.resources, which closes them in reverse order after the
-gRPC server has drained; the outbox relay and the two consumers run as
+gRPC server has drained; the outbox relay and the consumers run as
 background tasks and are cancelled at shutdown (an event in flight is simply
 redelivered: every step is idempotent).
 """

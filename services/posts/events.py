@@ -1,15 +1,21 @@
 """What posts consumes: vote tallies from votes, comment counts from comments.
 
 Posts publishes post_created, post_updated, post_deleted and post_moderated
-through its outbox (see service.py). It keeps two durable consumers:
+through its outbox (see service.py). It keeps these durable consumers:
 
-- `posts-vote-tallies` on votes.vote.cast.v1: a POST target's absolute tally
-  replaces the stored one only when its `tally_version` is newer, and the hot
-  and controversy ranks are recomputed with it. Replays and late, older
-  versions change nothing.
-- `posts-comment-counts` on comments.comment.{created,deleted,moderated}.v1:
-  the post's comment count becomes the `post_comment_count` the comments
-  service counted after the change.
+- `posts-post-vote-tallies` on votes.post_vote.cast.v1 (votes on posts only):
+  a post's absolute tally replaces the stored one only when its
+  `tally_version` is newer, and the hot and controversy ranks are recomputed
+  with it. Replays and late, older versions change nothing.
+- `posts-vote-tallies` on the legacy votes.vote.cast.v1, with the same handler:
+  the durable that consumed every vote before votes split its subject, kept
+  (with its position in the stream) to apply what an older votes published
+  there; it skips comment votes. It idles once nothing is published there and
+  can be deleted a week (the stream's max age) after the last votes replica
+  was upgraded (docs/architecture.md, "Events").
+- `posts-comment-counts` on comments.comment.{created,deleted,moderated}.v1
+  (filter comments.comment.*.v1): the post's comment count becomes the
+  `post_comment_count` the comments service counted after the change.
 
 common.consumer records each event id in processed_events in the handler's
 own transaction, so a redelivered event is applied at most once. Events for
@@ -27,7 +33,7 @@ from agora.events.v1 import events_pb2
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.bus import EventBus
-from common.consumer import EventConsumer
+from common.consumer import EventConsumer, vote_tally_consumers
 from common.db import Database
 from common.events import SUBJECTS
 from common.ids import parse_uuid
@@ -36,7 +42,8 @@ from services.posts.repository import PostsRepository
 
 log = logging.getLogger("agora.posts.events")
 
-VOTE_TALLIES = "posts-vote-tallies"
+POST_VOTE_TALLIES = "posts-post-vote-tallies"
+LEGACY_VOTE_TALLIES = "posts-vote-tallies"
 COMMENT_COUNTS = "posts-comment-counts"
 COMMENT_COUNT_EVENTS = ("comment_created", "comment_deleted", "comment_moderated")
 
@@ -87,12 +94,13 @@ async def apply_comment_count(session: AsyncSession, event: events_pb2.Event) ->
 
 def build_consumers(bus: EventBus, db: Database) -> list[EventConsumer]:
     return [
-        EventConsumer(
+        *vote_tally_consumers(
             bus,
             db,
             processed_events,
-            durable=VOTE_TALLIES,
-            subjects=[SUBJECTS["vote_cast"]],
+            target_type=events_pb2.VOTE_TARGET_TYPE_POST,
+            durable=POST_VOTE_TALLIES,
+            legacy_durable=LEGACY_VOTE_TALLIES,
             handler=apply_vote_cast,
         ),
         EventConsumer(

@@ -28,7 +28,7 @@ from agora.events.v1 import events_pb2
 from agora.posts.v1 import posts_pb2, posts_pb2_grpc
 
 from common import ranking
-from common.events import new_event
+from tests.integration import event_support
 from tests.integration.event_support import EventStream
 from tests.integration.grpc_support import as_user, eventually, refused, violated_fields
 from tools.stack import Stack
@@ -58,22 +58,9 @@ def vote_cast(
     up: int,
     down: int,
     version: int,
-    target: int = events_pb2.VOTE_TARGET_TYPE_COMMENT,
+    target: events_pb2.VoteTargetType.ValueType = events_pb2.VOTE_TARGET_TYPE_COMMENT,
 ) -> events_pb2.Event:
-    return new_event(
-        "votes",
-        str(uuid.uuid4()),
-        vote_cast=events_pb2.VoteCast(
-            target_type=target,  # type: ignore[arg-type]
-            target_id=target_id,
-            voter_id=str(uuid.uuid4()),
-            direction=1,
-            score=up - down,
-            upvotes=up,
-            downvotes=down,
-            tally_version=version,
-        ),
-    )
+    return event_support.vote_cast(target, target_id, up=up, down=down, version=version)
 
 
 @dataclass

@@ -12,17 +12,20 @@ import contextlib
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from agora.events.v1 import events_pb2
+from nats.js import api
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.bus import EventBus
 from common.consumer import EventConsumer, processed_events_table
 from common.db import Database, schema_metadata
-from common.events import new_event
+from common.events import new_event, subject_of
 from common.outbox import Outbox, OutboxRelay, outbox_table
 from common.settings import CommonSettings, DatabaseSettings
 from tests.infrastructure import scratch_database
@@ -261,3 +264,165 @@ async def test_a_consumer_acts_only_on_its_own_subjects(
         await asyncio.gather(*tasks, return_exceptions=True)
         await bus.close()
         await consumer_bus.close()
+
+
+@dataclass
+class Backlog:
+    """Events already in a private stream, and a table a test handler writes to."""
+
+    settings: CommonSettings
+    bus: EventBus
+    events: list[events_pb2.Event]
+    effects: str
+
+    def recorder(self, *, failing: str | None = None) -> Callable[..., Awaitable[None]]:
+        """A handler writing each event's title and transaction id; it raises for `failing`."""
+
+        async def record(session: AsyncSession, event: events_pb2.Event) -> None:
+            await session.execute(
+                sa.text(f"INSERT INTO {self.effects} VALUES (:title, txid_current())"),
+                {"title": event.post_created.title},
+            )
+            if event.post_created.title == failing:
+                raise RuntimeError("poison")
+
+        return record
+
+    async def committed(self, db: Database) -> list[tuple[str, int]]:
+        async with db.read() as session:
+            rows = await session.execute(sa.text(f"SELECT title, txid FROM {self.effects}"))
+        return [(str(title), int(txid)) for title, txid in rows]
+
+
+async def _backlog(private_nats: PrivateNats, db: Database, schema: str, count: int) -> Backlog:
+    """`count` events put in the stream before any consumer runs, so one fetch brings them."""
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text(f'CREATE TABLE "{schema}".effects (title text, txid bigint)'))
+    private_nats.start()
+    settings = _settings(private_nats.url)
+    bus = EventBus(settings, client_name="backlog-test")
+    events = [_post_event(n) for n in range(count)]
+    prefix = bus.subject_prefix
+    await bus.publish_all(
+        [
+            (subject_of(event, prefix), event.SerializeToString(), {"Nats-Msg-Id": event.id})
+            for event in events
+        ]
+    )
+    return Backlog(settings, bus, events, f'"{schema}".effects')
+
+
+async def test_a_fetched_batch_is_applied_in_one_transaction_in_order(
+    private_nats: PrivateNats, tables: tuple[Database, sa.Table, sa.Table]
+) -> None:
+    db, table, processed = tables
+    backlog = await _backlog(private_nats, db, str(table.schema), 20)
+    consumer = EventConsumer(
+        backlog.bus,
+        db,
+        processed,
+        durable="batches",
+        subjects=["posts.>"],
+        handler=backlog.recorder(),
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+
+        async def all_committed() -> list[tuple[str, int]] | None:
+            found = await backlog.committed(db)
+            return found if len(found) >= 20 else None
+
+        committed = await eventually(all_committed)
+        assert [title for title, _ in committed] == [str(n) for n in range(20)]
+        # The whole fetch in one transaction, with one processed-events row per event.
+        assert len({txid for _, txid in committed}) == 1
+        async with db.read() as session:
+            recorded = await session.scalar(sa.select(sa.func.count()).select_from(processed))
+        assert recorded == 20
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await backlog.bus.close()
+
+
+async def test_a_poison_event_in_a_batch_is_parked_and_the_rest_applied_once(
+    private_nats: PrivateNats, tables: tuple[Database, sa.Table, sa.Table]
+) -> None:
+    db, table, processed = tables
+    backlog = await _backlog(private_nats, db, str(table.schema), 12)
+    consumer = EventConsumer(
+        backlog.bus,
+        db,
+        processed,
+        durable="poisoned",
+        subjects=["posts.>"],
+        handler=backlog.recorder(failing="5"),
+        max_deliver=2,
+    )
+    task = asyncio.create_task(consumer.run())
+    js = await backlog.bus.connected()
+    parked = await js.pull_subscribe(
+        consumer.dead_letter_subject, stream=backlog.settings.nats_stream
+    )
+    try:
+        (dead,) = await parked.fetch(1, timeout=15)
+        assert events_pb2.Event.FromString(dead.data).id == backlog.events[5].id
+        committed = sorted(int(title) for title, _ in await backlog.committed(db))
+        assert committed == [n for n in range(12) if n != 5]
+        async with db.read() as session:
+            ids = set(await session.scalars(sa.select(processed.c.event_id)))
+        assert ids == {uuid.UUID(e.id) for n, e in enumerate(backlog.events) if n != 5}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await backlog.bus.close()
+
+
+async def test_an_existing_durable_takes_its_one_filter_and_keeps_its_place(
+    private_nats: PrivateNats, tables: tuple[Database, sa.Table, sa.Table]
+) -> None:
+    """A durable made by the older consumer (a list of filter subjects, which servers
+    before 2.10 ignore) gets one covering filter, made again where it stood: what it
+    acknowledged stays acknowledged, what it had not is delivered."""
+    db, table, processed = tables
+    backlog = await _backlog(private_nats, db, str(table.schema), 4)
+    settings, bus = backlog.settings, backlog.bus
+    prefix = settings.nats_subject_prefix
+    wanted = ["posts.post.created.v1", "posts.post.deleted.v1"]
+    js = await bus.connected()
+    await js.add_consumer(
+        settings.nats_stream,
+        api.ConsumerConfig(
+            durable_name="upgraded",
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            filter_subjects=[prefix + subject for subject in wanted],
+        ),
+    )
+    old = await js.pull_subscribe_bind(durable="upgraded", stream=settings.nats_stream)
+    for message in await old.fetch(2, timeout=5):
+        await message.ack()
+    await old.unsubscribe()
+
+    seen: list[str] = []
+
+    async def remember(_session: AsyncSession, event: events_pb2.Event) -> None:
+        seen.append(event.post_created.title)
+
+    consumer = EventConsumer(
+        bus, db, processed, durable="upgraded", subjects=wanted, handler=remember
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: _count(seen, 2))
+        await asyncio.sleep(0.5)
+        assert seen == ["2", "3"]
+        info = await js.consumer_info(settings.nats_stream, "upgraded")
+        assert info.config.filter_subject == prefix + "posts.post.*.v1"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await bus.close()

@@ -36,6 +36,7 @@ from services.posts.repository import (
     pinned_statement,
     search_statement,
 )
+from tests.integration import event_support
 from tests.integration.event_support import EventStream
 from tests.integration.grpc_support import as_user, eventually, violated_fields
 from tools import bootstrap
@@ -170,22 +171,9 @@ def vote_cast(
     up: int,
     down: int,
     version: int,
-    target: int = events_pb2.VOTE_TARGET_TYPE_POST,
+    target: events_pb2.VoteTargetType.ValueType = events_pb2.VOTE_TARGET_TYPE_POST,
 ) -> events_pb2.Event:
-    return new_event(
-        "votes",
-        str(uuid.uuid4()),
-        vote_cast=events_pb2.VoteCast(
-            target_type=target,  # type: ignore[arg-type]
-            target_id=post_id,
-            voter_id=str(uuid.uuid4()),
-            direction=1,
-            score=up - down,
-            upvotes=up,
-            downvotes=down,
-            tally_version=version,
-        ),
-    )
+    return event_support.vote_cast(target, post_id, up=up, down=down, version=version)
 
 
 async def set_tally(agora: Agora, post_id: str, up: int, down: int, version: int = 1) -> None:

@@ -4,7 +4,10 @@ Users come from AuthService.Register, the community, posts and comments from
 their own services; the caller is the `x-agora-user-id` metadata the gateway
 would send. Tallies are checked in every answer, against GetTallies, and
 against a fresh recount of the votes table; vote_cast events are read back
-from this run's JetStream stream with a consumer of the test's own.
+from this run's JetStream stream with a consumer of the test's own: each on
+its target type's subject, and each service's processed-events log (every
+event its consumers applied) shows it received only the votes on its own
+targets.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from agora.communities.v1 import communities_pb2, communities_pb2_grpc
 from agora.events.v1 import events_pb2
 from agora.posts.v1 import posts_pb2, posts_pb2_grpc
 from agora.votes.v1 import votes_pb2, votes_pb2_grpc
+from psycopg import sql
 
+from common.events import LEGACY_VOTE_CAST_SUBJECT, VOTE_CAST_SUBJECTS
 from common.settings import DatabaseSettings
-from tests.integration.event_support import EventStream
+from tests.integration.event_support import EventStream, vote_cast
 from tests.integration.grpc_support import as_user, eventually
 from tools.stack import Stack
 
@@ -73,6 +78,23 @@ class World:
             request, metadata=as_user(user_id), timeout=15
         )
         return answer
+
+    async def new_comment(self, post_id: str) -> str:
+        answer = await self.comments.CreateComment(
+            comments_pb2.CreateCommentRequest(post_id=post_id, body="a comment"),
+            metadata=as_user(self.author),
+        )
+        return str(answer.comment.id)
+
+    async def copies(self, post_id: str, comment_id: str) -> tuple[tuple[int, int], ...]:
+        """(upvotes, downvotes) of the copies that posts and comments keep from vote_cast."""
+        post = (await self.posts.GetPost(posts_pb2.GetPostRequest(id=post_id))).post
+        comment = (
+            await self.comments.GetComment(
+                comments_pb2.GetCommentRequest(id=comment_id, max_depth=0)
+            )
+        ).comment
+        return (post.upvotes, post.downvotes), (comment.upvotes, comment.downvotes)
 
     async def tally(
         self, target_id: str, target_type: votes_pb2.TargetType.ValueType = POST
@@ -300,6 +322,36 @@ async def test_a_banned_user_cannot_vote(world: World) -> None:
     assert await world.tally(post) == (0, 0, 0)
 
 
+async def test_a_target_voted_on_before_is_still_checked_on_every_vote(world: World) -> None:
+    """votes remembers a target's community (it never changes) and asks about the ban
+    while it asks about the target: a ban, a removal and a lifted ban after the
+    first votes still decide the next ones."""
+    post = await world.new_post()
+    voter, banned = world.voters[44], world.voters[45]
+    await world.vote(voter, post, 1)
+    await world.vote(banned, post, 1)  # the community of the post is known from here on
+    await world.communities.BanUser(
+        communities_pb2.BanUserRequest(name=world.community_name, user_id=banned, reason="spam"),
+        metadata=as_user(world.moderator),
+    )
+    await expect_code(grpc.StatusCode.PERMISSION_DENIED, world.vote(banned, post, -1))
+    await world.communities.UnbanUser(
+        communities_pb2.UnbanUserRequest(name=world.community_name, user_id=banned),
+        metadata=as_user(world.moderator),
+    )
+    assert tally_of(await world.vote(banned, post, -1)) == (0, 1, 1)
+    # The author is refused before any ban is considered, known target or not.
+    await expect_code(grpc.StatusCode.PERMISSION_DENIED, world.vote(world.author, post, 1))
+    await world.posts.ModeratePost(
+        posts_pb2.ModeratePostRequest(
+            id=post, action=posts_pb2.MODERATION_ACTION_REMOVE, reason="off topic"
+        ),
+        metadata=as_user(world.moderator),
+    )
+    await expect_code(grpc.StatusCode.FAILED_PRECONDITION, world.vote(voter, post, -1))
+    assert await world.tally(post) == (0, 1, 1)
+
+
 async def test_missing_targets_are_not_found(world: World) -> None:
     voter = world.voters[9]
     for target_type, target_id in (
@@ -405,3 +457,100 @@ async def test_vote_cast_events_carry_the_tally_and_increasing_versions(world: W
     assert {c.target_type for c in cast} == {events_pb2.VOTE_TARGET_TYPE_POST}
     assert {(e.producer, e.actor_id == e.vote_cast.voter_id) for e in events} == {("votes", True)}
     assert len({e.id for e in events}) == expected
+
+
+# vote_cast routing: one subject per target type
+
+
+async def vote_messages(stack: Stack, target_id: str) -> list[tuple[str, events_pb2.Event]]:
+    """(subject, event) of every vote_cast about target_id in the stream, in order."""
+    async with EventStream.connect(stack) as events:
+        return await events.delivered(
+            "vote_cast", lambda event: event.vote_cast.target_id == target_id
+        )
+
+
+async def processed_by(
+    db_settings: DatabaseSettings, schema: str, event_ids: list[str]
+) -> set[str]:
+    """The consumers of a service that recorded any of these events as processed."""
+    async with await psycopg.AsyncConnection.connect(
+        host=db_settings.host,
+        port=db_settings.port,
+        dbname=db_settings.name,
+        user=f"agora_{schema}",
+        autocommit=True,
+    ) as conn:
+        query = sql.SQL(
+            "SELECT DISTINCT consumer FROM {}.processed_events WHERE event_id = ANY(%s)"
+        ).format(sql.Identifier(schema))
+        cursor = await conn.execute(query, ([uuid.UUID(event_id) for event_id in event_ids],))
+        return {str(row[0]) for row in await cursor.fetchall()}
+
+
+async def test_each_vote_travels_on_its_target_types_subject(world: World) -> None:
+    post = await world.new_post()
+    comment = await world.new_comment(post)
+    await world.vote(world.voters[46], post, 1)
+    await world.vote(world.voters[46], comment, -1, target_type=COMMENT)
+
+    async def published() -> tuple[list[str], list[str]] | None:
+        on_post = [subject for subject, _ in await vote_messages(world.stack, post)]
+        on_comment = [subject for subject, _ in await vote_messages(world.stack, comment)]
+        return (on_post, on_comment) if on_post and on_comment else None
+
+    on_post, on_comment = await eventually(published, within=15)
+    assert on_post == [VOTE_CAST_SUBJECTS[events_pb2.VOTE_TARGET_TYPE_POST]]
+    assert on_comment == [VOTE_CAST_SUBJECTS[events_pb2.VOTE_TARGET_TYPE_COMMENT]]
+
+
+async def test_posts_never_see_comment_votes_nor_comments_post_votes(
+    world: World, db_settings: DatabaseSettings
+) -> None:
+    post = await world.new_post()
+    comment = await world.new_comment(post)
+    voter = world.voters[47]
+    # Each durable applies its subject in stream order, and these votes alternate: once
+    # a service's copy shows its last vote, it has seen every vote cast before, so a
+    # service that received the other kind would have recorded it by then.
+    await world.vote(voter, post, 1)
+    await world.vote(voter, comment, 1, target_type=COMMENT)
+    await world.vote(voter, post, -1)
+    await world.vote(voter, comment, -1, target_type=COMMENT)
+
+    async def copied() -> bool:
+        return await world.copies(post, comment) == ((0, 1), (0, 1))
+
+    await eventually(copied, within=15)
+    every = [
+        event.id
+        for target in (post, comment)
+        for _, event in await vote_messages(world.stack, target)
+    ]
+    assert len(every) == 4
+    # Each service received (and paid a transaction for) its own votes only.
+    assert await processed_by(db_settings, "posts", every) == {"posts-post-vote-tallies"}
+    assert await processed_by(db_settings, "comments", every) == {"comments-comment-vote-tallies"}
+
+
+async def test_votes_left_on_the_legacy_subject_are_still_applied(
+    world: World, db_settings: DatabaseSettings
+) -> None:
+    """What a votes from before the split published (or left in its outbox) on the
+    one old subject: both target types there, each applied by its own service."""
+    post = await world.new_post()
+    comment = await world.new_comment(post)
+    on_post = vote_cast(events_pb2.VOTE_TARGET_TYPE_POST, post, up=4, down=0, version=100)
+    on_comment = vote_cast(events_pb2.VOTE_TARGET_TYPE_COMMENT, comment, up=6, down=0, version=100)
+    async with EventStream.connect(world.stack) as events:
+        for event in (on_post, on_comment):
+            await events.publish(event, subject=LEGACY_VOTE_CAST_SUBJECT)
+
+    async def applied() -> bool:
+        return await world.copies(post, comment) == ((4, 0), (6, 0))
+
+    await eventually(applied, within=15)
+    # The services' original durables, kept on the old subject, applied them.
+    both = [on_post.id, on_comment.id]
+    assert await processed_by(db_settings, "posts", both) == {"posts-vote-tallies"}
+    assert await processed_by(db_settings, "comments", both) == {"comments-vote-tallies"}
