@@ -11,6 +11,7 @@ anything else is a bug that surfaces as INTERNAL.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Protocol
 
 import grpc
@@ -34,6 +35,35 @@ class TargetDirectory(Protocol):
         ...
 
     async def is_banned(self, community_id: str, user_id: uuid.UUID) -> bool: ...
+
+
+class KnownCommunities:
+    """The community of targets seen before: a post or comment never changes community.
+
+    With it, votes asks communities about a ban while it asks posts or comments
+    about the target, instead of after: the two calls overlap, and a vote
+    waits for one upstream round trip instead of two. Only the community is
+    kept; whether a target is deleted or removed, and whether the voter is
+    banned, change at any time and are asked on every vote. Least recently
+    used entries go first, so memory stays bounded.
+    """
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self._capacity = capacity
+        self._known: OrderedDict[tuple[TargetType, uuid.UUID], str] = OrderedDict()
+
+    def get(self, target_type: TargetType, target_id: uuid.UUID) -> str | None:
+        key = (target_type, target_id)
+        community_id = self._known.get(key)
+        if community_id is not None:
+            self._known.move_to_end(key)
+        return community_id
+
+    def remember(self, target: Target) -> None:
+        self._known[(target.type, target.id)] = target.community_id
+        self._known.move_to_end((target.type, target.id))
+        while len(self._known) > self._capacity:
+            self._known.popitem(last=False)
 
 
 class GrpcTargetDirectory:
