@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.topology import SERVICES
 from gateway.concurrency import task_group
+from gateway.names import KnownNames
 
 if TYPE_CHECKING:
     from agora.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub
@@ -482,6 +483,7 @@ class Clients:
 
     A client is None while its service is not part of the topology; the
     dependencies in gateway.deps turn that into a 503 for the routes that need it.
+    `names` holds the usernames and community names already answered (gateway.names).
     """
 
     auth: AuthClient
@@ -490,6 +492,7 @@ class Clients:
     comments: CommentsClient | None = None
     votes: VotesClient | None = None
     summarizer: SummarizerClient | None = None
+    names: KnownNames = field(default_factory=KnownNames)
 
     @classmethod
     def build(cls, channels: Mapping[str, grpc.aio.Channel], *, deadline: float) -> Clients:

@@ -8,11 +8,15 @@ target type), never one call per item. The lookups are independent, so they
 run concurrently; a page costs one round trip more than the listing itself.
 Lookups that have nothing to ask (no ids, or an anonymous caller's votes)
 are not made at all.
+
+Usernames and community names never change, so the gateway keeps the ones it
+was told (gateway.names, on `clients.names`) and asks only for ids it has not
+seen: a page read again asks neither auth nor communities.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -38,8 +42,18 @@ async def _my_votes(
     return await running(clients.votes, "votes").my_votes(target_type, ids)
 
 
-async def _names(clients: Clients, community_ids: Sequence[str]) -> dict[str, str]:
-    return await running(clients.communities, "communities").names(community_ids)
+async def _usernames(clients: Clients, user_ids: Iterable[str]) -> dict[str, str]:
+    """id -> username of the users that exist, asking auth only for ids not known yet."""
+    return await clients.names.users.lookup(user_ids, clients.auth.usernames)
+
+
+async def _community_names(clients: Clients, community_ids: Iterable[str]) -> dict[str, str]:
+    """id -> name of the communities that exist, asking only for ids not known yet."""
+
+    async def fetch(ids: list[str]) -> dict[str, str]:
+        return await running(clients.communities, "communities").names(ids)
+
+    return await clients.names.communities.lookup(community_ids, fetch)
 
 
 async def _maybe(
@@ -59,23 +73,19 @@ async def post_payloads(
     """`Post` objects for a page; community_names are names the caller already knows."""
     if not posts:
         return []
-    known = community_names or {}
-    author_ids = [post.author_id for post in posts if post.author_id]
-    unknown_communities = [p.community_id for p in posts if p.community_id not in known]
+    if community_names:
+        clients.names.communities.learn(community_names)
     post_ids = [post.id for post in posts]
     async with task_group() as group:
-        usernames = group.create_task(clients.auth.usernames(author_ids))
-        names = group.create_task(
-            _maybe(bool(unknown_communities), lambda: _names(clients, unknown_communities))
-        )
+        authors = group.create_task(_usernames(clients, [post.author_id for post in posts]))
+        names = group.create_task(_community_names(clients, [post.community_id for post in posts]))
         votes = group.create_task(
             _maybe(signed_in, lambda: _my_votes(clients, votes_pb2.TARGET_TYPE_POST, post_ids))
         )
-    all_names = {**known, **names.result()}
     my_votes = votes.result() if signed_in else None
     return [
         post_payload(
-            post, usernames=usernames.result(), community_names=all_names, my_votes=my_votes
+            post, usernames=authors.result(), community_names=names.result(), my_votes=my_votes
         )
         for post in posts
     ]
@@ -170,10 +180,9 @@ async def comment_payloads(
     if not comments:
         return []
     every = list(walk(comments))
-    author_ids = [comment.author_id for comment in every if comment.author_id]
     comment_ids = [comment.id for comment in every]
     async with task_group() as group:
-        usernames = group.create_task(clients.auth.usernames(author_ids))
+        authors = group.create_task(_usernames(clients, [comment.author_id for comment in every]))
         votes = group.create_task(
             _maybe(
                 signed_in,
@@ -182,7 +191,7 @@ async def comment_payloads(
         )
     my_votes = votes.result() if signed_in else None
     return [
-        comment_payload(comment, usernames=usernames.result(), my_votes=my_votes, flat=flat)
+        comment_payload(comment, usernames=authors.result(), my_votes=my_votes, flat=flat)
         for comment in comments
     ]
 
@@ -198,9 +207,10 @@ async def community_payloads(
     communities: Sequence[communities_pb2.Community], clients: Clients, *, signed_in: bool
 ) -> list[dict[str, Any]]:
     """`Community` objects for a page: every moderator of the page in one BatchGetUsers."""
+    clients.names.communities.learn({c.id: c.name for c in communities})
     moderator_ids = [m for community in communities for m in community.moderator_ids]
-    usernames = await clients.auth.usernames(moderator_ids)
-    return [community_payload(c, usernames, signed_in=signed_in) for c in communities]
+    names = await _usernames(clients, moderator_ids)
+    return [community_payload(c, names, signed_in=signed_in) for c in communities]
 
 
 async def community_payload_one(

@@ -11,6 +11,7 @@ from pydantic import Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 from common.contract import COMMENT_BODY_MAX, COMMENT_BODY_MIN, COMMENT_MAX_DEPTH
+from common.wire import timestamp_json
 from gateway.schemas.base import RequestModel, ResponseModel, omit_default
 from gateway.schemas.paging import NEXT_CURSOR
 from gateway.schemas.posts import DELETED_AUTHOR, Reason
@@ -112,8 +113,8 @@ def comment_payload(
         "upvotes": comment.upvotes,
         "downvotes": comment.downvotes,
         "depth": comment.depth,
-        "created_at": comment.created_at.ToJsonString(),
-        "edited_at": comment.edited_at.ToJsonString() if comment.HasField("edited_at") else None,
+        "created_at": timestamp_json(comment.created_at),
+        "edited_at": timestamp_json(comment.edited_at) if comment.HasField("edited_at") else None,
         "deleted": comment.deleted,
         "removed": comment.removed,
         "replies": [

@@ -15,6 +15,7 @@ from common.contract import (
     COMMUNITY_NAME_PATTERN,
     COMMUNITY_TITLE_MAX,
 )
+from common.wire import timestamp_json
 from gateway.schemas.base import RequestModel, ResponseModel, omit_default
 from gateway.schemas.paging import NEXT_CURSOR
 
@@ -107,7 +108,7 @@ def community_payload(
         "title": community.title,
         "description": community.description,
         "rules": [{"title": r.title, "description": r.description} for r in community.rules],
-        "created_at": community.created_at.ToJsonString(),
+        "created_at": timestamp_json(community.created_at),
         "member_count": community.member_count,
         "post_count": community.post_count,
         "moderators": [usernames[m] for m in community.moderator_ids if m in usernames],

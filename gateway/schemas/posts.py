@@ -11,6 +11,7 @@ from pydantic import Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 from common.contract import POST_BODY_MAX, POST_TITLE_MAX, POST_TITLE_MIN, URL_MAX
+from common.wire import timestamp_json
 from gateway.schemas.base import RequestModel, ResponseModel, omit_default
 from gateway.schemas.paging import NEXT_CURSOR
 
@@ -102,8 +103,8 @@ def post_payload(
         "upvotes": post.upvotes,
         "downvotes": post.downvotes,
         "comment_count": post.comment_count,
-        "created_at": post.created_at.ToJsonString(),
-        "edited_at": post.edited_at.ToJsonString() if post.HasField("edited_at") else None,
+        "created_at": timestamp_json(post.created_at),
+        "edited_at": timestamp_json(post.edited_at) if post.HasField("edited_at") else None,
         "locked": post.locked,
         "removed": post.removed,
         "pinned": post.pinned,

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from agora.summarizer.v1 import summarizer_pb2
 from pydantic import Field
 
+from common.wire import timestamp_json
 from gateway.schemas.base import ResponseModel
 
 
@@ -44,7 +45,7 @@ def summary_payload(summary: summarizer_pb2.Summary) -> dict[str, Any]:
         "summary": summary.summary,
         "provider": summary.provider,
         "model": summary.model,
-        "generated_at": summary.generated_at.ToJsonString(),
+        "generated_at": timestamp_json(summary.generated_at),
         "comment_count": summary.comment_count,
         "refreshing": summary.refreshing,
     }

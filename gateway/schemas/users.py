@@ -9,6 +9,7 @@ from agora.auth.v1 import auth_pb2
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
+from common.wire import timestamp_json
 from gateway.schemas.base import ResponseModel, omit_default
 
 
@@ -32,7 +33,7 @@ def user_payload(user: auth_pb2.User, *, with_email: bool) -> dict[str, Any]:
         "id": user.id,
         "username": user.username,
         # Protobuf's JSON form of a Timestamp is RFC 3339 in UTC with a `Z`.
-        "created_at": user.created_at.ToJsonString(),
+        "created_at": timestamp_json(user.created_at),
         "karma": user.karma,
     }
     if with_email and user.email:

@@ -12,12 +12,16 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Select, delete, exists, func, select, update
+from sqlalchemy import Row, Select, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth.models import RefreshToken, TokenFamily, User
 
 RowT = TypeVar("RowT")
+
+# What anyone may see of a user, plus the lookup key (for batch reads by name).
+PUBLIC_COLUMNS = (User.id, User.username, User.username_canonical, User.created_at, User.karma)
+PublicUserRow = tuple[uuid.UUID, str, str, datetime, int]
 
 # Only one replica purges at a time; the key is this schema's own advisory lock.
 _PURGE_LOCK_KEY = 0x61757468_0001  # "auth" + 1
@@ -64,16 +68,23 @@ class AuthRepository:
                 taken.add("email")
         return taken
 
-    async def users_by_ids_or_usernames(
+    async def public_users(
         self, ids: Collection[uuid.UUID], canonicals: Collection[str]
-    ) -> Sequence[User]:
+    ) -> Sequence[Row[PublicUserRow]]:
+        """The public columns of the users named by id or canonical name.
+
+        Core rows on the session's connection, not ORM entities: a batch read of
+        a page's authors needs five columns, not an identity map and loaded
+        objects (in-process, 2.5 against 1.4 ms of CPU for 25 users, see
+        docs/performance.md).
+        """
         if not ids and not canonicals:
             return []
-        return (
-            await self._session.scalars(
-                select(User).where(User.id.in_(ids) | User.username_canonical.in_(canonicals))
-            )
-        ).all()
+        statement = select(*PUBLIC_COLUMNS).where(
+            User.id.in_(ids) | User.username_canonical.in_(canonicals)
+        )
+        connection = await self._session.connection()
+        return (await connection.execute(statement)).all()
 
     async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
         await self._session.execute(

@@ -14,10 +14,10 @@ from typing import Any
 
 import grpc
 from agora.auth.v1 import auth_pb2, auth_pb2_grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from common.context import caller_id, require_caller
 from common.errors import InvalidArgument
+from common.wire import timestamp
 from services.auth.service import AuthService, TokenPair, UserInfo
 
 # An upper bound on any one text field before it is normalised or hashed; the
@@ -37,13 +37,11 @@ def _text(value: str, field: str, *, required: bool = True, max_length: int = FI
 
 
 def user_message(user: UserInfo) -> auth_pb2.User:
-    created_at = Timestamp()
-    created_at.FromDatetime(user.created_at)
     return auth_pb2.User(
         id=str(user.id),
         username=user.username,
         email=user.email or "",
-        created_at=created_at,
+        created_at=timestamp(user.created_at),
         karma=user.karma,
     )
 

@@ -433,11 +433,12 @@ class AuthService:
         wanted_ids = [parsed for value in ids if (parsed := parse_uuid(value)) is not None]
         wanted_names = [domain.username_key(name) for name in usernames]
         async with self._db.read() as session:
-            users = await AuthRepository(session).users_by_ids_or_usernames(
-                set(wanted_ids), set(wanted_names)
-            )
-            by_id = {user.id: UserInfo.of(user) for user in users}
-            by_name = {user.username_canonical: by_id[user.id] for user in users}
+            rows = await AuthRepository(session).public_users(set(wanted_ids), set(wanted_names))
+        by_id: dict[uuid.UUID, UserInfo] = {}
+        by_name: dict[str, UserInfo] = {}
+        for user_id, username, canonical, created_at, karma in rows:
+            info = UserInfo(id=user_id, username=username, created_at=created_at, karma=karma)
+            by_id[user_id] = by_name[canonical] = info
         ordered = [by_id.get(i) for i in wanted_ids] + [by_name.get(n) for n in wanted_names]
         # dict keeps the first position of each user and drops repeats.
         return list({info.id: info for info in ordered if info is not None}.values())

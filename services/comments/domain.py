@@ -132,8 +132,9 @@ class CommentRecord:
         return self.body
 
     @property
-    def shown_author_id(self) -> str:
-        return "" if self.deleted or self.removed else str(self.author_id)
+    def shown_author(self) -> uuid.UUID | None:
+        """The author readers see: nobody once the comment is deleted or removed."""
+        return None if self.deleted or self.removed else self.author_id
 
 
 @dataclass(slots=True)

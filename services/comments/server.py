@@ -16,6 +16,7 @@ from agora.comments.v1 import comments_pb2, comments_pb2_grpc
 
 from common.context import require_caller
 from common.errors import InvalidArgument
+from common.wire import IdText, set_timestamp
 from services.comments import domain
 from services.comments.domain import CommentRecord, CommentSort, ModerationAction, TreeNode
 from services.comments.service import CommentsService
@@ -41,30 +42,40 @@ def _sort(value: int) -> CommentSort:
     return _SORTS[value]
 
 
-def fill_comment(message: comments_pb2.Comment, comment: CommentRecord) -> None:
-    message.id = str(comment.id)
-    message.post_id = str(comment.post_id)
-    message.community_id = str(comment.community_id)
-    message.parent_id = str(comment.parent_id) if comment.parent_id else ""
-    message.author_id = comment.shown_author_id
+def fill_comment(
+    message: comments_pb2.Comment, comment: CommentRecord, ids: IdText | None = None
+) -> None:
+    """Write comment into message; `ids` shares id texts across one answer's comments."""
+    text = ids if ids is not None else IdText()
+    message.id = text(comment.id)
+    message.post_id = text(comment.post_id)
+    message.community_id = text(comment.community_id)
+    if comment.parent_id is not None:
+        message.parent_id = text(comment.parent_id)
+    if (author := comment.shown_author) is not None:
+        message.author_id = text(author)
     message.body = comment.shown_body
     message.score = comment.score
     message.upvotes = comment.upvotes
     message.downvotes = comment.downvotes
     message.depth = comment.depth
-    message.created_at.FromDatetime(comment.created_at)
+    set_timestamp(message.created_at, comment.created_at)
     if comment.edited_at is not None:
-        message.edited_at.FromDatetime(comment.edited_at)
+        set_timestamp(message.edited_at, comment.edited_at)
     message.deleted = comment.deleted
     message.removed = comment.removed
     message.child_count = comment.child_count
 
 
-def fill_tree(message: comments_pb2.Comment, node: TreeNode) -> None:
-    fill_comment(message, node.comment)
+def fill_tree(message: comments_pb2.Comment, node: TreeNode, ids: IdText | None = None) -> None:
+    """Write a tree in place, depth first, with one IdText for the whole tree."""
+    text = ids if ids is not None else IdText()
+    fill_comment(message, node.comment, text)
     message.more_replies = node.more_replies
-    for reply in node.replies:
-        fill_tree(message.replies.add(), reply)
+    if node.replies:
+        add = message.replies.add
+        for reply in node.replies:
+            fill_tree(add(), reply, text)
 
 
 def comment_message(comment: CommentRecord) -> comments_pb2.Comment:
@@ -152,8 +163,10 @@ class CommentsServicer(comments_pb2_grpc.CommentsServiceServicer):
             cursor=request.page_token,
         )
         response = comments_pb2.ListCommentTreeResponse(next_page_token=page.next_cursor)
+        ids = IdText()
+        add = response.comments.add
         for tree in page.trees:
-            fill_tree(response.comments.add(), tree)
+            fill_tree(add(), tree, ids)
         return response
 
     async def SearchComments(

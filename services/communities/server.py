@@ -15,9 +15,9 @@ from typing import Any
 
 import grpc
 from agora.communities.v1 import communities_pb2, communities_pb2_grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from common.context import caller_id, require_caller
+from common.wire import timestamp
 from services.communities.domain import Community, Sort
 from services.communities.service import CommunitiesService, Page
 
@@ -32,8 +32,6 @@ _SORTS = {
 
 
 def community_message(community: Community) -> communities_pb2.Community:
-    created_at = Timestamp()
-    created_at.FromDatetime(community.created_at)
     return communities_pb2.Community(
         id=str(community.id),
         name=community.name,
@@ -43,7 +41,7 @@ def community_message(community: Community) -> communities_pb2.Community:
             communities_pb2.CommunityRule(title=rule.title, description=rule.description)
             for rule in community.rules
         ],
-        created_at=created_at,
+        created_at=timestamp(community.created_at),
         member_count=community.member_count,
         post_count=community.post_count,
         moderator_ids=[str(moderator) for moderator in community.moderator_ids],

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import ColumnClause, ColumnElement, Select, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.orm import InstrumentedAttribute
 
 from services.posts.domain import Scope, Sort, ranks
 from services.posts.models import Post
@@ -42,6 +42,15 @@ RANK_COLUMNS: dict[Sort, InstrumentedAttribute[Any]] = {
     Sort.TOP: Post.score,
     Sort.CONTROVERSIAL: Post.controversy_rank,
 }
+
+
+# What a listing reads of a post: every column but the search vector and the tally's
+# version, as Core rows rather than ORM entities (no identity map, no instrumented
+# objects per row: a listing only renders them). The ranks make the next cursor.
+LISTED_COLUMNS = tuple(
+    column for column in Post.__table__.columns if column.key not in {"search", "tally_version"}
+)
+ListedPost = sa.Row[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +100,11 @@ def _ordered(post: Any, sort: Sort) -> tuple[ColumnElement[Any], ColumnElement[A
     return rank.desc(), post.id.desc()
 
 
-def listing_statement(page: PageQuery) -> Select[tuple[Post]]:
+def listing_statement(page: PageQuery) -> Select[Any]:
     """The query of one listing page (see the module docstring for its shape)."""
     communities = page.scope.communities
     if communities is None or len(communities) == 1:
-        statement = select(Post).where(*_page_conditions(Post, page))
+        statement = select(*LISTED_COLUMNS).where(*_page_conditions(Post, page))
         if communities is not None:
             statement = statement.where(Post.community_id == communities[0])
         return statement.order_by(*_ordered(Post, page.sort)).limit(page.limit)
@@ -106,25 +115,24 @@ def listing_statement(page: PageQuery) -> Select[tuple[Post]]:
         .render_derived(name="wanted")
     )
     per_community = (
-        select(Post)
+        select(*LISTED_COLUMNS)
         .where(Post.community_id == wanted.c.community_id, *_page_conditions(Post, page))
         .order_by(*_ordered(Post, page.sort))
         .limit(page.limit)
         .lateral("feed_post")
     )
-    feed_post = aliased(Post, per_community)
     return (
-        select(feed_post)
+        select(*per_community.c)
         .select_from(wanted)
         .join(per_community, sa.true())
-        .order_by(*_ordered(feed_post, page.sort))
+        .order_by(*_ordered(per_community.c, page.sort))
         .limit(page.limit)
     )
 
 
-def pinned_statement(community_id: uuid.UUID, limit: int) -> Select[tuple[Post]]:
+def pinned_statement(community_id: uuid.UUID, limit: int) -> Select[Any]:
     return (
-        select(Post)
+        select(*LISTED_COLUMNS)
         .where(Post.community_id == community_id, Post.pinned, *_listed(Post))
         .order_by(Post.hot_rank.desc(), Post.id.desc())
         .limit(limit)
@@ -184,11 +192,16 @@ class PostsRepository:
             return []
         return (await self._session.scalars(select(Post).where(Post.id.in_(post_ids)))).all()
 
-    async def page(self, page: PageQuery) -> Sequence[Post]:
-        return (await self._session.scalars(listing_statement(page))).all()
+    async def _rows(self, statement: Select[Any]) -> Sequence[ListedPost]:
+        """Core rows on the session's connection: no identity map, no loaded entities."""
+        connection = await self._session.connection()
+        return (await connection.execute(statement)).all()
 
-    async def pinned(self, community_id: uuid.UUID, limit: int) -> Sequence[Post]:
-        return (await self._session.scalars(pinned_statement(community_id, limit))).all()
+    async def page(self, page: PageQuery) -> Sequence[ListedPost]:
+        return await self._rows(listing_statement(page))
+
+    async def pinned(self, community_id: uuid.UUID, limit: int) -> Sequence[ListedPost]:
+        return await self._rows(pinned_statement(community_id, limit))
 
     async def search(
         self,

@@ -13,10 +13,10 @@ from typing import Any
 
 import grpc
 from agora.posts.v1 import posts_pb2, posts_pb2_grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from common.context import require_caller
 from common.errors import InvalidArgument
+from common.wire import set_timestamp, timestamp
 from services.posts.domain import Action, PostView, Sort, Window
 from services.posts.service import PostsService
 
@@ -48,12 +48,6 @@ _ACTIONS = {
 }
 
 
-def _timestamp(value: Any) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def post_message(post: PostView) -> posts_pb2.Post:
     message = posts_pb2.Post(
         id=str(post.id),
@@ -66,14 +60,14 @@ def post_message(post: PostView) -> posts_pb2.Post:
         upvotes=post.upvotes,
         downvotes=post.downvotes,
         comment_count=post.comment_count,
-        created_at=_timestamp(post.created_at),
+        created_at=timestamp(post.created_at),
         locked=post.locked,
         removed=post.removed,
         pinned=post.pinned,
         deleted=post.deleted,
     )
     if post.edited_at is not None:
-        message.edited_at.CopyFrom(_timestamp(post.edited_at))
+        set_timestamp(message.edited_at, post.edited_at)
     return message
 
 

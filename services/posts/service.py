@@ -43,7 +43,13 @@ from services.posts import domain
 from services.posts.domain import Action, PostView, Scope, Sort, Window
 from services.posts.models import Post
 from services.posts.permissions import COMMUNITY_NOT_FOUND, PermissionSource
-from services.posts.repository import RANK_COLUMNS, PageQuery, PostsRepository, RankValue
+from services.posts.repository import (
+    RANK_COLUMNS,
+    ListedPost,
+    PageQuery,
+    PostsRepository,
+    RankValue,
+)
 
 log = logging.getLogger("agora.posts")
 
@@ -401,7 +407,7 @@ class PostsService:
         pins_apart = scope.single and sort is Sort.HOT
         async with self._db.read() as session:
             repo = PostsRepository(session)
-            pinned: Sequence[Post] = []
+            pinned: Sequence[ListedPost] = []
             if pins_apart and not page_token and scope.communities:
                 pinned = await repo.pinned(scope.communities[0], limit)
             room = limit - len(pinned)
@@ -425,7 +431,7 @@ class PostsService:
         return Page(items=items, next_token=next_token)
 
     def _encode_listing(
-        self, cursor_scope: str, sort: Sort, last: Post | None, position: _Position
+        self, cursor_scope: str, sort: Sort, last: ListedPost | None, position: _Position
     ) -> str:
         cutoff = _micros(position.cutoff) if position.cutoff else None
         if last is None:
