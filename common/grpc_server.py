@@ -22,6 +22,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from common.gc_tuning import tune_garbage_collection
 from common.grpc_client import open_channel
 from common.grpc_interceptors import ServerInterceptor
 from common.logs import configure_logging
@@ -113,6 +114,7 @@ async def serve(name: str, settings: SettingsT, build: BuildFn[SettingsT]) -> No
         for task in tasks:
             task.add_done_callback(lambda done: _background_ended(done, stop))
         serve_metrics(settings.metrics_port, settings.grpc_host)
+        tune_garbage_collection()
         log.info(
             "%s serving", name, extra={"grpc_port": port, "metrics_port": settings.metrics_port}
         )

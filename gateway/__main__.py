@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from common.gc_tuning import tune_garbage_collection
 from common.logs import configure_logging
 from common.process_metrics import describe_process
 from common.settings import load_settings
@@ -18,6 +19,7 @@ def main() -> None:
     configure_tracing("gateway", environment=settings.environment)
     describe_process("gateway")
     app = create_app(settings)
+    tune_garbage_collection()
     config = uvicorn.Config(
         app,
         host=settings.gateway_host,
