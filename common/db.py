@@ -14,16 +14,13 @@ mostly round trips, so each one saved is worth about a third of its cost):
 - `read(snapshot=True)`: REPEATABLE READ, READ ONLY, for reads of several
   statements that must agree (a comment tree and its counts).
 
-A connection is pinged before use only when it sat idle in the pool long
-enough to have been dropped unseen (`pre_ping_idle_seconds`); one in steady
-use is not, which saves a round trip per checkout. A connection that died
-anyway fails its statement with a disconnect error, which invalidates the
-whole pool (every connection opened before it is replaced on its next
-checkout), so a database restart costs the requests in flight, not more.
+A pooled connection is pinged before use only when something suggests it
+may be dead (see `ping_when_idle`), which saves a round trip per checkout.
 """
 
 from __future__ import annotations
 
+import select
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -148,13 +145,21 @@ _CHECKED_IN_AT = "agora_checked_in_at"
 
 
 def ping_when_idle(engine: Engine, *, idle_seconds: float) -> None:
-    """Ping a pooled connection on checkout only if it sat idle for `idle_seconds`.
+    """Ping a pooled connection on checkout only when it may have died unseen.
 
     SQLAlchemy's `pool_pre_ping` pings on every checkout: a round trip per
-    request to learn what a connection used a moment ago already showed. A
-    connection idle longer may have been closed by the server, a proxy or a
-    failover meanwhile; a failed ping raises DisconnectionError, on which the
-    pool discards it and checks out (or opens) another. 0 pings every time.
+    request to learn what a connection used a moment ago already showed. Two
+    cheaper tests decide instead:
+
+    - the server closed it (a restart, a failover, `pg_terminate_backend`):
+      PostgreSQL says so before closing, so the idle connection's socket has
+      something to read, which one `poll()` with no timeout shows, without a
+      round trip;
+    - it sat idle for `idle_seconds` or more, long enough for a proxy or a
+      firewall to have dropped it silently.
+
+    Either way it is pinged; a failed ping raises DisconnectionError, on which
+    the pool discards it and checks out (or opens) another. 0 pings every time.
     """
 
     @event.listens_for(engine.pool, "checkin")
@@ -168,7 +173,10 @@ def ping_when_idle(engine: Engine, *, idle_seconds: float) -> None:
         checked_in_at = record.info.get(_CHECKED_IN_AT)
         # A connection opened for this checkout needs no ping; `info` is emptied
         # whenever the pool replaces the connection.
-        if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
+        if checked_in_at is None:
+            return
+        idle = time.monotonic() - checked_in_at
+        if idle < idle_seconds and not _server_spoke(dbapi_connection):
             return
         dialect = engine.dialect
         try:
@@ -177,3 +185,18 @@ def ping_when_idle(engine: Engine, *, idle_seconds: float) -> None:
             if dialect.is_disconnect(error, dbapi_connection, None):
                 raise exc.DisconnectionError("pooled connection lost while idle") from error
             raise
+
+
+def _server_spoke(dbapi_connection: Any) -> bool:
+    """Whether an idle connection has input waiting (or is known to be closed).
+
+    Nothing is due on a connection nobody uses, so input means the server
+    closed it (its FATAL message, then end of file) or sent a notice; either
+    is worth a ping.
+    """
+    driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+    if driver.closed or driver.broken:
+        return True
+    poller = select.poll()
+    poller.register(driver.pgconn.socket, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))

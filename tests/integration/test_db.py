@@ -120,18 +120,35 @@ async def test_a_connection_dropped_while_idle_is_replaced_before_use(
         await db.dispose()
 
 
-async def test_a_busy_connection_is_not_pinged_and_a_dead_one_fails_once(
+async def test_a_connection_the_server_closed_is_replaced_however_recently_used(
     scratch_db: DatabaseSettings,
 ) -> None:
+    """A restart or a kill: PostgreSQL's goodbye waits on the idle socket, so it is pinged."""
     db = _database(scratch_db, idle_seconds=60)
     try:
         first = await _backend_pid(db)
         _terminate(scratch_db, first)
-        # Used a moment ago: no ping, so the statement meets the dead connection...
-        with pytest.raises(sa.exc.DBAPIError) as failure:
-            await _backend_pid(db)
-        assert failure.value.connection_invalidated
-        # ...which invalidated the pool: the next request connects afresh.
+        await asyncio.sleep(0.2)  # the FATAL message and the close reach our socket
         assert await _backend_pid(db) != first
+    finally:
+        await db.dispose()
+
+
+async def test_a_healthy_connection_in_steady_use_is_not_pinged(
+    scratch_db: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = _database(scratch_db, idle_seconds=60)
+    pings: list[object] = []
+    real_ping = db.engine.dialect.do_ping
+
+    def counted(dbapi_connection: object) -> bool:
+        pings.append(dbapi_connection)
+        return real_ping(dbapi_connection)
+
+    monkeypatch.setattr(db.engine.dialect, "do_ping", counted)
+    try:
+        pids = {await _backend_pid(db) for _ in range(20)}
+        assert len(pids) == 1
+        assert pings == []
     finally:
         await db.dispose()
