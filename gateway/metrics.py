@@ -21,6 +21,32 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["method", "route"],
     buckets=LATENCY_BUCKETS,
 )
+
+
+class RequestMetrics:
+    """The HTTP request metrics of one app, their labelled children looked up once each.
+
+    `labels()` checks and joins the label values on every call, a few
+    microseconds, twice per request; the combinations are few (route
+    templates, not paths), so each is looked up once and kept.
+    """
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                HTTP_REQUESTS.labels(method, route, str(status)),
+                HTTP_REQUEST_SECONDS.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+
 HTTP_IN_FLIGHT = Gauge(
     "agora_http_requests_in_flight",
     "HTTP requests the gateway is working on right now.",
@@ -42,8 +68,9 @@ RATE_LIMIT_FAIL_OPEN = Counter(
 )
 CACHE_LOOKUPS = Counter(
     "agora_gateway_cache_requests_total",
-    "Cacheable requests by resource and result: hit (answered from Redis), miss "
-    "(rebuilt from the services) or bypass (Redis unavailable or the cache off).",
+    "Cacheable requests by resource and result: memory (answered from the process's "
+    "in-memory copy, before routing), hit (answered from Redis), miss (rebuilt from the "
+    "services) or bypass (Redis unavailable or the cache off).",
     ["resource", "result"],
 )
 CACHE_FILLS = Counter(
@@ -62,4 +89,17 @@ CACHE_INVALIDATIONS = Counter(
     "agora_gateway_cache_invalidations_total",
     "Invalidations after writes, by outcome (done, retried, failed).",
     ["outcome"],
+)
+CACHE_MEMORY_ENTRIES = Gauge(
+    "agora_gateway_cache_memory_entries",
+    "Answers held in the process's in-memory cache (the L1 in front of Redis).",
+)
+CACHE_MEMORY_BYTES = Gauge(
+    "agora_gateway_cache_memory_bytes",
+    "Bytes of bodies and headers held in the process's in-memory cache.",
+)
+CACHE_MEMORY_LIVE = Gauge(
+    "agora_gateway_cache_memory_live",
+    "1 while the in-memory cache is subscribed to invalidations and serving, 0 while it is "
+    "off (the subscription is being made or was lost).",
 )

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from common.context import caller_id_var, request_id_var
 from common.ids import uuid7
 from common.tracing import annotate
-from gateway.metrics import HTTP_IN_FLIGHT, HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+from gateway.metrics import HTTP_IN_FLIGHT, RequestMetrics
 from gateway.problems import internal_error, problem
 from gateway.scope import route_template
 
@@ -48,6 +48,7 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.metrics = RequestMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,23 +90,32 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
             HTTP_IN_FLIGHT.dec()
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_REQUEST_SECONDS.labels(method, route).observe(elapsed)
-            access_log.log(
-                logging.WARNING if status >= 500 else logging.INFO,
-                "%s %s %s",
-                method,
-                route,
-                status,
-                extra={
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            self.metrics.observe(method, route, status, elapsed)
+            _log_access(method, route, status, elapsed)
             caller_id_var.reset(caller_token)
             request_id_var.reset(request_id_token)
+
+
+def _log_access(method: str, route: str, status: int, elapsed: float) -> None:
+    """The request's access line: `GET /api/v1/posts 200` with its fields.
+
+    What `access_log.log(...)` would do, minus its walk up the stack for the
+    calling file and line (`findCaller`), which no log field shows and which
+    was a fifth of the line's cost, on every request.
+    """
+    level = logging.WARNING if status >= 500 else logging.INFO
+    if not access_log.isEnabledFor(level):
+        return
+    fields = {
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": round(elapsed * 1000, 2),
+    }
+    record = access_log.makeRecord(
+        access_log.name, level, __file__, 0, "%s %s %s", (method, route, status), None, extra=fields
+    )
+    access_log.handle(record)
 
 
 class RequestBodyTooLarge(HTTPException):

@@ -3,9 +3,11 @@
 One gRPC channel per upstream (HTTP/2 multiplexes every request over it), each
 behind its own circuit breaker; one Redis connection pool, behind a timeout
 and a breaker of its own (gateway.redis_guard), shared by the rate limiter,
-the response cache and the revocation list; and the token verifier with its
-cached JWKS. Handlers reach them through `gateway.deps`, never through module
-globals, so tests and multiple apps in one process never share state.
+the response cache and the revocation list (plus, with the in-process L1 on,
+one connection subscribed to the cache's invalidations, gateway.cache.fanout);
+and the token verifier with its cached JWKS. Handlers reach them through
+`gateway.deps`, never through module globals, so tests and multiple apps in
+one process never share state.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from common.grpc_client import open_channel
 from common.redis_client import open_redis
 from common.revocation import RevocationList
 from common.tokens import AccessTokenVerifier
+from gateway.cache.fanout import InvalidationFeed
+from gateway.cache.memory import MemoryCache
 from gateway.cache.service import CacheTimes, CacheTTLs, ResponseCache
 from gateway.cache.store import CacheStore
 from gateway.clients import UPSTREAMS, Clients
@@ -75,6 +79,7 @@ def _cache(
         listing=settings.cache_listing_ttl_seconds,
     )
     store = None
+    memory = None
     if settings.cache_enabled:
         # A tombstone must outlive any rebuild that could have started before it:
         # a few sequential upstream calls, each within the deadline.
@@ -87,13 +92,19 @@ def _cache(
             tag_ttl_seconds=max(ttls.post, ttls.profile, ttls.community, ttls.listing) + 60,
             tombstone_ms=int(tombstone_seconds * 1000),
         )
+        if settings.cache_memory_max_age_seconds > 0:
+            memory = MemoryCache(
+                max_entries=settings.cache_memory_max_entries,
+                max_bytes=settings.cache_memory_max_bytes,
+                max_age_seconds=settings.cache_memory_max_age_seconds,
+            )
     times = CacheTimes(
         lock_seconds=settings.cache_rebuild_lock_seconds,
         wait_seconds=settings.cache_rebuild_wait_seconds,
         settle_seconds=settings.cache_settle_seconds,
         personal_ttl_seconds=settings.cache_viewer_ttl_seconds,
     )
-    return ResponseCache(store, guard, clients, times, ttls)
+    return ResponseCache(store, guard, clients, times, ttls, memory=memory)
 
 
 @asynccontextmanager
@@ -128,6 +139,9 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[Resources]:
         )
         cache = _cache(settings, redis, guard, clients)
         stack.push_async_callback(cache.aclose)
+        if cache.memory is not None and cache.channel is not None:
+            feed = InvalidationFeed(redis, cache.channel, cache.memory)
+            await stack.enter_async_context(feed.running())
 
         verifier = AccessTokenVerifier(
             clients.auth.get_jwks,

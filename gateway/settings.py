@@ -39,6 +39,9 @@ AGORA_SERVICE_ADDRESSES, AGORA_TOKEN_ISSUER, AGORA_TOKEN_AUDIENCE), the gateway 
 | AGORA_CACHE_REBUILD_LOCK_SECONDS | 5 | one request rebuilds a missing entry; its lock lapses |
 | AGORA_CACHE_REBUILD_WAIT_SECONDS | 1 | others wait this long for it, then build themselves |
 | AGORA_CACHE_SETTLE_SECONDS | 2 | second invalidation, once event-fed counters caught up |
+| AGORA_CACHE_MEMORY_MAX_AGE_SECONDS | 2 | life of an answer in the in-process L1; 0 = no L1 |
+| AGORA_CACHE_MEMORY_MAX_ENTRIES | 1000 | answers the L1 holds at most (least recently used out) |
+| AGORA_CACHE_MEMORY_MAX_BYTES | 33554432 | bytes of answers the L1 holds at most (32 MiB) |
 | AGORA_SHUTDOWN_GRACE_SECONDS | 10 | time in-flight requests get after SIGTERM |
 
 Rates are `<count>/<window>`, the window a unit (`second`, `minute`, `hour`,
@@ -128,6 +131,12 @@ class GatewaySettings(CommonSettings):
     cache_rebuild_lock_seconds: float = Field(default=5.0, gt=0, le=60)
     cache_rebuild_wait_seconds: float = Field(default=1.0, ge=0, le=30)
     cache_settle_seconds: float = Field(default=2.0, ge=0, le=60)
+    # The in-process L1 in front of Redis (gateway.cache.memory): anonymous answers
+    # served again from memory, dropped by every gateway's invalidations through
+    # Redis pub/sub; the max age bounds how stale one can be if that feed fails.
+    cache_memory_max_age_seconds: float = Field(default=2.0, ge=0, le=60)
+    cache_memory_max_entries: int = Field(default=1000, ge=1, le=1_000_000)
+    cache_memory_max_bytes: int = Field(default=32 * MIB, ge=64 * 1024, le=4096 * MIB)
 
     # Seconds in-flight requests get to finish after SIGTERM.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=300)

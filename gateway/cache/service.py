@@ -14,11 +14,17 @@ that makes the anonymous answer from the services. The flow:
    caller; it is stored only if no tag of it was invalidated meanwhile.
 4. With Redis down (or the cache off) every request is a rebuild: slower,
    never wrong.
+5. An anonymous Redis hit is also offered to the process's in-memory L1
+   (gateway.cache.memory), which answers the same request again before
+   routing, for a few seconds at most.
 
 Writes call `invalidate` with the tags they changed (and the user's own stale
 values), and `invalidate_later` for counters that services update from events
 a moment after the write (comment and post counts), so the second pass drops
 what a read in between stored. A failed invalidation is retried a few times.
+Each one also drops the tags from this process's L1 once Redis is done (every
+other gateway's hears of it through pub/sub, gateway.cache.fanout), so a
+write's own answer is never followed by an older read from memory.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from fastapi import Response
 
 from common.context import caller_id_var
 from gateway.cache.document import Document
+from gateway.cache.memory import MemoryCache, OfferedAnswer, memory_headers, memory_offer_var
 from gateway.cache.personal import PersonalPart
 from gateway.cache.store import CacheStore, Hit, Miss, PersonalChange
 from gateway.clients import Clients
@@ -49,6 +56,7 @@ _NAME = "agora-gateway"
 _FIRST_POLL_SECONDS = 0.01
 _MAX_POLL_SECONDS = 0.1
 _INVALIDATION_ATTEMPTS = 5
+_HIT = f"{_NAME}; hit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +103,12 @@ class ResponseCache:
         clients: Clients,
         times: CacheTimes,
         ttls: CacheTTLs,
+        *,
+        memory: MemoryCache | None = None,
     ) -> None:
+        """`memory` is the in-process L1, None when it is off (always when `store` is None)."""
         self.ttls = ttls
+        self.memory = memory if store is not None else None
         self._store = store
         self._guard = guard
         self._clients = clients
@@ -106,6 +118,11 @@ class ResponseCache:
     @property
     def enabled(self) -> bool:
         return self._store is not None
+
+    @property
+    def channel(self) -> str | None:
+        """Where every gateway's invalidations are published (None with the cache off)."""
+        return self._store.channel if self._store is not None else None
 
     # Reading -----------------------------------------------------------------------------
 
@@ -144,7 +161,10 @@ class ResponseCache:
                 CACHE_REBUILD_WAITS.labels(resource, "served").inc()
             CACHE_LOOKUPS.labels(resource, "hit").inc()
             body = await self._personalise(found.document, viewer, personal, found)
-            return _answer(body, f"{_NAME}; hit")
+            response = _answer(body, _HIT)
+            if viewer is None:
+                _offer_to_memory(found, resource, response)
+            return response
         if waited:
             CACHE_REBUILD_WAITS.labels(resource, "timeout").inc()
         CACHE_LOOKUPS.labels(resource, "miss").inc()
@@ -285,6 +305,7 @@ class ResponseCache:
                 )
             )
         except RedisUnavailable as error:
+            self._forget_in_memory(tags)
             if attempts_left > 1:
                 CACHE_INVALIDATIONS.labels("retried").inc()
                 delay = max(self._times.settle_seconds, 1.0)
@@ -296,7 +317,18 @@ class ResponseCache:
                     extra={"tags": list(tags), "error": str(error)[:200]},
                 )
             return
+        self._forget_in_memory(tags)
         CACHE_INVALIDATIONS.labels("done").inc()
+
+    def _forget_in_memory(self, tags: Sequence[str]) -> None:
+        """Drop the tags from this process's L1, after Redis dropped them (or failed to).
+
+        Not before: a read between the two would take the old entry from
+        Redis and could put it in memory with a generation the drop has not
+        yet moved on.
+        """
+        if self.memory is not None and tags:
+            self.memory.invalidate(tags)
 
     def _schedule(
         self,
@@ -327,6 +359,17 @@ async def _anonymously(build: Builder) -> Built:
         return await build()
     finally:
         caller_id_var.reset(token)
+
+
+def _offer_to_memory(found: Hit, resource: str, response: Response) -> None:
+    """Hand an anonymous Redis hit to the L1, when this request carries its offer."""
+    offer = memory_offer_var.get()
+    if offer is not None and found.tags is not None:
+        # The headers as they are now: layers outside (gzip) may rewrite the list in place.
+        headers = memory_headers(response.raw_headers)
+        offer.answer = OfferedAnswer(
+            found.document.body, headers, found.tags, resource, found.ttl_ms
+        )
 
 
 def _answer(body: bytes, status: str) -> Response:

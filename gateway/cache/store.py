@@ -4,17 +4,19 @@ Key layout under `<AGORA_REDIS_KEY_PREFIX>cache:`:
 
 | key | type | holds |
 |---|---|---|
-| `e:<entry>` | hash | `b` the anonymous body, `o` offsets and `i` ids of per-user members |
+| `e:<entry>` | hash | `b` the anonymous body, `o` offsets, `i` ids of per-user members, `g` tags |
 | `l:<entry>` | string | the rebuild lock: a token, for a few seconds |
 | `t:<tag>` | set | names of the entries carrying the tag |
 | `x:<tag>` | string | when the tag was last invalidated (Redis time, ms), for a minute |
 | `v:<user>:<part>` | hash | the user's values by object id (`members` complete, marked `_all`) |
 | `ve:<user>` | string | the user's epoch, bumped by each of their writes |
+| `invalidations` | pub/sub channel | the tags of each invalidation, space-separated |
 
-*Lookup* answers a hit with the body, and for a signed-in caller the caller's
-values for the entry's ids, in the same round trip. On a miss it takes the
-rebuild lock if it is free (stampede protection: one rebuild per entry) and
-answers the Redis time, which the rebuild later proves its freshness with.
+*Lookup* answers a hit with the body, its tags and how long it has to live,
+and for a signed-in caller the caller's values for the entry's ids, in the
+same round trip. On a miss it takes the rebuild lock if it is free (stampede
+protection: one rebuild per entry) and answers the Redis time, which the
+rebuild later proves its freshness with.
 
 *Fill* stores a rebuilt entry only if none of its tags was invalidated since
 that time: a write that lands while a reader is rebuilding from data read
@@ -22,7 +24,10 @@ before the write would otherwise be overwritten by the stale copy. The same
 guard, with the user's epoch, protects per-user values.
 
 *Invalidate* deletes every entry of the given tags, records the time, and can
-bump a user's epoch and drop their stale values in the same step.
+bump a user's epoch and drop their stale values in the same step. It also
+publishes the tags on `<prefix>cache:invalidations`, in the same step, so
+every gateway's in-process copies (gateway.cache.memory) hear of it no
+earlier than the entries are gone from Redis, and whenever they are.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ PersonalMode = Literal["votes", "members"]
 ALL_MARK = "_all"
 
 _LOOKUP = """
-local found = redis.call('HMGET', KEYS[1], 'b', 'o', 'i')
+local found = redis.call('HMGET', KEYS[1], 'b', 'o', 'i', 'g')
 local epoch = false
 if ARGV[3] ~= '' then epoch = redis.call('GET', KEYS[4]) or '0' end
 if found[1] then
@@ -50,7 +55,8 @@ if found[1] then
     for id in string.gmatch(found[3], '%S+') do fields[#fields + 1] = id end
     personal = redis.call('HMGET', KEYS[3], unpack(fields))
   end
-  return {1, found[1], found[2] or '', found[3] or '', personal, epoch}
+  return {1, found[1], found[2] or '', found[3] or '', personal, epoch, found[4],
+          redis.call('PTTL', KEYS[1])}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -70,7 +76,7 @@ for i = 1, n do
 end
 if fresh then
   redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'b', ARGV[5], 'o', ARGV[6], 'i', ARGV[7])
+  redis.call('HSET', KEYS[1], 'b', ARGV[5], 'o', ARGV[6], 'i', ARGV[7], 'g', ARGV[9])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   for i = 1, n do
     redis.call('SADD', KEYS[2 + i], KEYS[1])
@@ -107,11 +113,12 @@ for i = 1, n do
   end
   redis.call('DEL', KEYS[i])
 end
+if n > 0 then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 if ARGV[3] == '1' then
   redis.call('INCR', KEYS[2 * n + 1])
   redis.call('EXPIRE', KEYS[2 * n + 1], ARGV[4])
-  if #ARGV > 4 then
-    redis.call('HDEL', KEYS[2 * n + 2], unpack(ARGV, 5))
+  if #ARGV > 6 then
+    redis.call('HDEL', KEYS[2 * n + 2], unpack(ARGV, 7))
   else
     redis.call('DEL', KEYS[2 * n + 2])
   end
@@ -127,6 +134,9 @@ class Hit:
     # and the caller's epoch; both None for anonymous lookups.
     personal: list[bytes | None] | None
     epoch: str | None
+    # The entry's tags (None: stored before entries kept them) and remaining life.
+    tags: tuple[str, ...] | None = None
+    ttl_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +169,7 @@ class CacheStore:
         self, redis: Redis, key_prefix: str, *, tag_ttl_seconds: int, tombstone_ms: int
     ) -> None:
         self._prefix = f"{key_prefix}cache:"
+        self.channel = f"{self._prefix}invalidations"
         self._tag_ttl = tag_ttl_seconds
         self._tombstone_ms = tombstone_ms
         self._lookup = redis.register_script(_LOOKUP)
@@ -192,11 +203,13 @@ class CacheStore:
         args: list[str | int] = [lock_token, lock_ms, mode if personal and mode else ""]
         answer = await self._lookup(keys=keys, args=args)
         if int(answer[0]) == 1:
-            _, body, offsets, ids, values, epoch = answer
+            _, body, offsets, ids, values, epoch, tags, ttl_ms = answer
             return Hit(
                 Document.from_stored(body, offsets, ids),
                 None if values is None else list(values),
                 None if epoch is None else _text(epoch),
+                None if tags is None else tuple(_text(tags).split()),
+                int(ttl_ms),
             )
         _, now, locked, epoch = answer
         return Miss(int(now), bool(int(locked)), None if epoch is None else _text(epoch))
@@ -227,6 +240,7 @@ class CacheStore:
             document.stored_offsets,
             document.stored_ids,
             lock_token,
+            " ".join(tags),
         ]
         return bool(await self._fill(keys=keys, args=args))
 
@@ -269,5 +283,8 @@ class CacheStore:
             args += ["0", 0]
         else:
             keys += [self._epoch(personal.user_id), self._personal(personal.user_id, personal.mode)]
-            args += ["1", personal_ttl_seconds + 60, *personal.fields]
+            args += ["1", personal_ttl_seconds + 60]
+        args += [self.channel, " ".join(tags)]
+        if personal is not None:
+            args += personal.fields
         return int(await self._invalidate(keys=keys, args=args))
