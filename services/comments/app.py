@@ -3,8 +3,8 @@
 `build` is what common.grpc_server.run_service calls. It opens the database,
 the event bus, one channel each to posts and communities, and registers the
 servicer plus background tasks: the outbox relay (publishes comment events)
-and the vote tally consumers (services/comments/events.py). Everything opened is closed
-in reverse order after the gRPC server has drained.
+and the vote tally consumers (services/comments/events.py). Everything opened
+is closed in reverse order after the gRPC server has drained.
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ def comment_moderated(
 
 
 async def apply_vote_cast(session: AsyncSession, event: events_pb2.Event) -> None:
-    """The handler of `comments-vote-tallies` (runs in the consumer's transaction)."""
+    """The handler of the vote tally consumers (runs in the consumer's transaction)."""
     if event.WhichOneof("payload") != "vote_cast":
         return
     vote = event.vote_cast
