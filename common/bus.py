@@ -109,22 +109,17 @@ class EventBus:
     async def publish_all(self, messages: Sequence[tuple[str, bytes, dict[str, Any]]]) -> int:
         """Publish (subject, payload, headers) in order; the count JetStream stored as new.
 
-        The messages go out back to back on the one connection, which keeps
-        their order, and their acks are awaited together: a batch costs one
-        round trip rather than one per message. When any fails, the caller
-        publishes the whole batch again (Nats-Msg-Id makes the repeats no-ops).
+        Each message goes out only once the previous one is acknowledged. With
+        the acks awaited together, a chunk lost in a reconnect while later
+        messages were stored would be stored again after them on the retry:
+        out of order, and a consumer that keeps the last value it was sent (a
+        post's comment count) would keep the older one. When one fails, the
+        caller publishes the whole batch again (Nats-Msg-Id makes repeats no-ops).
         """
-        js = await self.connected()
-        pending: list[asyncio.Future[api.PubAck]] = []
-        try:
-            for subject, payload, headers in messages:
-                pending.append(await js.publish_async(subject, payload, headers=headers))
-            acks = await asyncio.wait_for(asyncio.gather(*pending), PUBLISH_TIMEOUT)
-        except (TimeoutError, NatsError) as error:
-            for future in pending:
-                future.cancel()
-            raise BusUnavailable(f"publish failed: {error!r}") from error
-        return sum(not ack.duplicate for ack in acks)
+        stored = 0
+        for subject, payload, headers in messages:
+            stored += await self.publish(subject, payload, headers)
+        return stored
 
     async def close(self) -> None:
         if self._client is not None and not self._client.is_closed:

@@ -11,10 +11,10 @@ publish the same batch twice and events leave in order. While NATS is down,
 writes keep succeeding and events wait in the table.
 
 Cost per event. A round is one transaction (the lock, then one statement that
-claims and marks) however many events it carries, and its events are
-published back to back with their acks awaited together
-(`EventBus.publish_all`), so the relay's cost is per round. A round woken by a
-commit waits `linger` (10 ms) first, so the commits of
+claims and marks) however many events it carries; its events are published
+in order, each once the previous one is acknowledged (`EventBus.publish_all`:
+acks awaited together could let a retry store a lost event after later ones).
+A round woken by a commit waits `linger` (10 ms) first, so the commits of
 concurrent requests share it instead of each paying for a round of its own.
 
 Each row keeps, in `headers`, the trace context of the transaction that staged

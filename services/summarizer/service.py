@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -32,6 +33,9 @@ from services.summarizer.threads import POST_NOT_FOUND
 log = logging.getLogger("agora.summarizer")
 
 QUOTA_WINDOW = timedelta(days=1)
+# Event ids awaiting their after-commit step (see SummarizerService._changed_by).
+CHANGED_IDS_KEPT = 10_000
+_UNCHANGED = object()
 
 
 class PostDirectory(Protocol):
@@ -65,9 +69,11 @@ class SummarizerService:
         self._daily_quota = daily_requests_per_user
         self._work_available = work_available
         # Ids of events whose handler changed a job or summary; their after-commit
-        # step drops the cached answer. The consumer runs handler and
-        # after-commit one event at a time, so a set is enough.
-        self._changed_by: set[str] = set()
+        # step drops the cached answer. An id whose transaction did not commit
+        # (a failed batch whose event was then parked, or found already applied
+        # after a commit whose answer was lost) never gets that step: the oldest
+        # ids go beyond CHANGED_IDS_KEPT, so the map stays bounded.
+        self._changed_by: OrderedDict[str, None] = OrderedDict()
 
     async def get_summary(self, post_id: str) -> summarizer_pb2.GetSummaryResponse:
         wanted = _post_uuid(post_id)
@@ -146,7 +152,7 @@ class SummarizerService:
         repo = SummariesRepository(session)
         if trigger.kind is TriggerKind.FORGET:
             await repo.forget(trigger.post_id)
-            self._changed_by.add(event.id)
+            self._note_change(event.id)
             return
         if trigger.kind is TriggerKind.FIRST and (
             await repo.job(trigger.post_id) is not None
@@ -169,7 +175,7 @@ class SummarizerService:
             # The job's summary continues this event's trace (common.tracing).
             trace_context=carrier(),
         )
-        self._changed_by.add(event.id)
+        self._note_change(event.id)
 
     async def _worth_a_summary(
         self, repo: SummariesRepository, post_id: uuid.UUID, kind: TriggerKind, count: int
@@ -185,11 +191,15 @@ class SummarizerService:
             return summary is not None
         return summary is None or self._scheduling.growth.grown_enough(summary.comment_count, count)
 
+    def _note_change(self, event_id: str) -> None:
+        self._changed_by[event_id] = None
+        while len(self._changed_by) > CHANGED_IDS_KEPT:
+            self._changed_by.popitem(last=False)
+
     async def after_event(self, event: events_pb2.Event) -> None:
         """After the handler's commit: if it changed anything, the cached answer is stale."""
-        if event.id not in self._changed_by:
+        if self._changed_by.pop(event.id, _UNCHANGED) is _UNCHANGED:
             return
-        self._changed_by.discard(event.id)
         trigger = trigger_for(event)
         if trigger is not None:
             await self._after_change(trigger.post_id)

@@ -22,7 +22,7 @@ from agora.events.v1 import events_pb2
 from nats.js import api
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.bus import EventBus
+from common.bus import BusUnavailable, EventBus
 from common.consumer import EventConsumer, processed_events_table
 from common.db import Database, schema_metadata
 from common.events import new_event, subject_of
@@ -216,6 +216,36 @@ async def test_concurrent_writers_lose_no_event(
         await bus.close()
 
 
+async def test_a_batch_stops_at_the_first_failed_publish_so_nothing_overtakes_it(
+    private_nats: PrivateNats,
+) -> None:
+    """Nothing after a failed event reaches the stream before it: a retry keeps the order."""
+    private_nats.start()
+    settings = _settings(private_nats.url)
+    bus = EventBus(settings, client_name="order-test")
+    first, lost, later = (_post_event(n) for n in range(3))
+    prefix = bus.subject_prefix
+    try:
+
+        def message(subject: str, event: events_pb2.Event) -> tuple[str, bytes, dict[str, str]]:
+            return subject, event.SerializeToString(), {"Nats-Msg-Id": event.id}
+
+        with pytest.raises(BusUnavailable):
+            await bus.publish_all(
+                [
+                    message(subject_of(first, prefix), first),
+                    # Outside the stream's subjects: JetStream refuses it at once.
+                    message("outside-the-stream", lost),
+                    message(subject_of(later, prefix), later),
+                ]
+            )
+        js = await bus.connected()
+        info = await js.stream_info(settings.nats_stream)
+        assert info.state.messages == 1
+    finally:
+        await bus.close()
+
+
 async def test_a_consumer_acts_only_on_its_own_subjects(
     private_nats: PrivateNats, tables: tuple[Database, sa.Table, sa.Table]
 ) -> None:
@@ -403,7 +433,8 @@ async def test_an_existing_durable_takes_its_one_filter_and_keeps_its_place(
     )
     old = await js.pull_subscribe_bind(durable="upgraded", stream=settings.nats_stream)
     for message in await old.fetch(2, timeout=5):
-        await message.ack()
+        # Confirmed by the server, so its ack floor has moved before the upgrade reads it.
+        await message.ack_sync()
     await old.unsubscribe()
 
     seen: list[str] = []
