@@ -17,6 +17,7 @@ keeps assembling a 2,000-comment page cheap.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -75,14 +76,57 @@ def ancestor_paths(path: str) -> list[str]:
     return [path[:end] for end in range(SEGMENT_WIDTH, len(path) + 1, SEGMENT_WIDTH)]
 
 
+@functools.cache
+def _subtrees_statement(sort: CommentSort) -> sa.Select[Any]:
+    """`CommentsRepository.subtrees`' statement for one sort, built once.
+
+    Only its values change between calls (post_id, paths, limits, max_depth),
+    so they are parameters: building the statement and its cache key anew
+    was about 8% of the comments service's CPU on a 500-comment page.
+    """
+    rank = _RANK_COLUMN[sort]
+    lanes = (
+        sa.func.unnest(
+            sa.bindparam("paths", type_=ARRAY(sa.Text)),
+            sa.bindparam("limits", type_=ARRAY(sa.Integer)),
+        )
+        .table_valued("root_path", "lane_limit", with_ordinality="lane")
+        .render_derived()
+    )
+    replies = (
+        sa.select(*COLUMNS, rank.label("sort_rank"))
+        .where(
+            Comment.post_id == sa.bindparam("post_id", type_=Comment.post_id.type),
+            Comment.path > lanes.c.root_path,
+            Comment.path < lanes.c.root_path.concat(PATH_RANGE_END),
+            Comment.depth <= sa.bindparam("max_depth", type_=sa.Integer),
+        )
+        .order_by(Comment.depth, rank.desc(), Comment.id.desc())
+        .limit(lanes.c.lane_limit)
+        .lateral("replies")
+    )
+    return (
+        sa.select(*[column for column in replies.c if column.key != "sort_rank"])
+        .select_from(lanes.join(replies, sa.true()))
+        .order_by(
+            lanes.c.lane,
+            replies.c.depth,
+            replies.c.sort_rank.desc(),
+            replies.c.id.desc(),
+        )
+    )
+
+
 class CommentsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def _rows(self, statement: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
+    async def _rows(
+        self, statement: sa.Select[Any], parameters: dict[str, Any] | None = None
+    ) -> Sequence[sa.Row[Any]]:
         """Run a read through the session's connection: Core rows, no ORM bookkeeping."""
         connection = await self._session.connection()
-        return (await connection.execute(statement)).all()
+        return (await connection.execute(statement, parameters)).all()
 
     # Counters
 
@@ -299,38 +343,13 @@ class CommentsRepository:
         wanted = [(path, limit) for path, limit in roots if limit > 0]
         if not wanted:
             return []
-        rank = _RANK_COLUMN[sort]
-        lanes = (
-            sa.func.unnest(
-                sa.bindparam("paths", [path for path, _ in wanted], type_=ARRAY(sa.Text)),
-                sa.bindparam("limits", [limit for _, limit in wanted], type_=ARRAY(sa.Integer)),
-            )
-            .table_valued("root_path", "lane_limit", with_ordinality="lane")
-            .render_derived()
-        )
-        replies = (
-            sa.select(*COLUMNS, rank.label("sort_rank"))
-            .where(
-                Comment.post_id == post_id,
-                Comment.path > lanes.c.root_path,
-                Comment.path < lanes.c.root_path.concat(PATH_RANGE_END),
-                Comment.depth <= max_depth,
-            )
-            .order_by(Comment.depth, rank.desc(), Comment.id.desc())
-            .limit(lanes.c.lane_limit)
-            .lateral("replies")
-        )
-        statement = (
-            sa.select(*[column for column in replies.c if column.key != "sort_rank"])
-            .select_from(lanes.join(replies, sa.true()))
-            .order_by(
-                lanes.c.lane,
-                replies.c.depth,
-                replies.c.sort_rank.desc(),
-                replies.c.id.desc(),
-            )
-        )
-        return _records(await self._rows(statement))
+        parameters = {
+            "post_id": post_id,
+            "paths": [path for path, _ in wanted],
+            "limits": [limit for _, limit in wanted],
+            "max_depth": max_depth,
+        }
+        return _records(await self._rows(_subtrees_statement(sort), parameters))
 
     # Search
 
