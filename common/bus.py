@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +26,7 @@ log = logging.getLogger("agora.bus")
 
 STREAM_MAX_AGE = timedelta(days=7)
 DUPLICATE_WINDOW = timedelta(minutes=10)
-# Seconds to wait for JetStream's ack of a publish (or of a whole batch).
+# Seconds to wait for JetStream's ack of a publish.
 PUBLISH_TIMEOUT = 5.0
 
 
@@ -42,8 +41,7 @@ class EventBus:
         self.subject_prefix = settings.nats_subject_prefix
         self._client_name = client_name
         self._client: Client | None = None
-        # One context per connection: it holds the reply subscription of
-        # publish_async, which a fresh context would open again every time.
+        # One context per connection, made when it connects, not on every call.
         self._js: JetStreamContext | None = None
         self._lock = asyncio.Lock()
 
@@ -105,21 +103,6 @@ class EventBus:
         except (TimeoutError, NatsError) as error:
             raise BusUnavailable(f"publish failed: {error!r}") from error
         return not ack.duplicate
-
-    async def publish_all(self, messages: Sequence[tuple[str, bytes, dict[str, Any]]]) -> int:
-        """Publish (subject, payload, headers) in order; the count JetStream stored as new.
-
-        Each message goes out only once the previous one is acknowledged. With
-        the acks awaited together, a chunk lost in a reconnect while later
-        messages were stored would be stored again after them on the retry:
-        out of order, and a consumer that keeps the last value it was sent (a
-        post's comment count) would keep the older one. When one fails, the
-        caller publishes the whole batch again (Nats-Msg-Id makes repeats no-ops).
-        """
-        stored = 0
-        for subject, payload, headers in messages:
-            stored += await self.publish(subject, payload, headers)
-        return stored
 
     async def close(self) -> None:
         if self._client is not None and not self._client.is_closed:

@@ -12,8 +12,9 @@ writes keep succeeding and events wait in the table.
 
 Cost per event. A round is one transaction (the lock, then one statement that
 claims and marks) however many events it carries; its events are published
-in order, each once the previous one is acknowledged (`EventBus.publish_all`:
-acks awaited together could let a retry store a lost event after later ones).
+in order, each once the previous one is acknowledged (acks awaited together
+could let a retry after a reconnect store a lost event behind later ones, and
+a consumer that keeps the last value it was sent would keep the older one).
 A round woken by a commit waits `linger` (10 ms) first, so the commits of
 concurrent requests share it instead of each paying for a round of its own.
 
@@ -205,15 +206,11 @@ class OutboxRelay:
                 ).all(),
                 key=lambda row: row.id,  # UPDATE returns rows in no set order
             )
-            messages = []
             for row in rows:
-                # The PRODUCER span covers handing the event over; its ack is awaited below.
                 with publishing(row.subject, str(row.id), row.headers) as headers:
-                    messages.append(
-                        (row.subject, row.payload, {**headers, "Nats-Msg-Id": str(row.id)})
+                    await self.bus.publish(
+                        row.subject, row.payload, headers={**headers, "Nats-Msg-Id": str(row.id)}
                     )
-            if messages:
-                await self.bus.publish_all(messages)
         if rows:
             PUBLISHED.labels(self.schema).inc(len(rows))
         return len(rows)

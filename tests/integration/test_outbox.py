@@ -216,32 +216,36 @@ async def test_concurrent_writers_lose_no_event(
         await bus.close()
 
 
-async def test_a_batch_stops_at_the_first_failed_publish_so_nothing_overtakes_it(
-    private_nats: PrivateNats,
+async def test_a_round_stops_at_the_first_failed_publish_so_nothing_overtakes_it(
+    private_nats: PrivateNats, tables: tuple[Database, sa.Table, sa.Table]
 ) -> None:
-    """Nothing after a failed event reaches the stream before it: a retry keeps the order."""
+    """Nothing after a failed event reaches the stream before it: the retry keeps the order."""
+    db, table, _ = tables
     private_nats.start()
     settings = _settings(private_nats.url)
+    outbox = Outbox(table, settings.nats_subject_prefix)
     bus = EventBus(settings, client_name="order-test")
+    relay = OutboxRelay(db, outbox, bus)
     first, lost, later = (_post_event(n) for n in range(3))
-    prefix = bus.subject_prefix
+    async with db.transaction() as session:
+        await outbox.stage(session, first, lost, later)
+        # Outside the stream's subjects: JetStream refuses it at once.
+        await session.execute(
+            sa.update(table)
+            .where(table.c.id == uuid.UUID(lost.id))
+            .values(subject="outside-the-stream")
+        )
     try:
-
-        def message(subject: str, event: events_pb2.Event) -> tuple[str, bytes, dict[str, str]]:
-            return subject, event.SerializeToString(), {"Nats-Msg-Id": event.id}
-
         with pytest.raises(BusUnavailable):
-            await bus.publish_all(
-                [
-                    message(subject_of(first, prefix), first),
-                    # Outside the stream's subjects: JetStream refuses it at once.
-                    message("outside-the-stream", lost),
-                    message(subject_of(later, prefix), later),
-                ]
-            )
+            await relay.publish_batch()
         js = await bus.connected()
         info = await js.stream_info(settings.nats_stream)
         assert info.state.messages == 1
+        async with db.read() as session:
+            waiting = await session.scalar(
+                sa.select(sa.func.count()).select_from(table).where(table.c.published_at.is_(None))
+            )
+        assert waiting == 3  # the round rolled back: all three are published again, in order
     finally:
         await bus.close()
 
@@ -333,12 +337,10 @@ async def _backlog(private_nats: PrivateNats, db: Database, schema: str, count: 
     bus = EventBus(settings, client_name="backlog-test")
     events = [_post_event(n) for n in range(count)]
     prefix = bus.subject_prefix
-    await bus.publish_all(
-        [
-            (subject_of(event, prefix), event.SerializeToString(), {"Nats-Msg-Id": event.id})
-            for event in events
-        ]
-    )
+    for event in events:
+        await bus.publish(
+            subject_of(event, prefix), event.SerializeToString(), {"Nats-Msg-Id": event.id}
+        )
     return Backlog(settings, bus, events, f'"{schema}".effects')
 
 
